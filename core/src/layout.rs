@@ -1,0 +1,828 @@
+//! Segment layout v1: a [`SegmentSpec`] becomes a [`Layout`] (header page, control area, slot
+//! area), the layout is written as a header, and arbitrary bytes are validated as a header.
+//!
+//! Every number here is documented field by field in `docs/LAYOUT.md`; a C or Python program
+//! implements the same layout from that document. All fields are little-endian.
+
+use core::fmt;
+
+/// First eight bytes of every segment: `b"FRAMEBUS"`.
+pub const MAGIC: [u8; 8] = *b"FRAMEBUS";
+/// The layout version this crate writes and reads.
+pub const LAYOUT_VERSION: u32 = 1;
+/// Size of the header page; the control area starts after it.
+pub const HEADER_SIZE: u64 = 4096;
+/// Bytes of the header page that carry fields (the rest is zero).
+pub const HEADER_USED: usize = 256;
+/// Cache-line size used for padding hot words (128 bytes: x86 adjacent-line prefetch pairs and
+/// most ARM big cores). Fixed for all processes by the layout.
+pub const LINE: u64 = 128;
+/// Smallest (and default) slot alignment: one 4 KiB page.
+pub const MIN_SLOT_ALIGN: u32 = 4096;
+/// Largest slot alignment accepted (2 MiB, a huge page).
+pub const MAX_SLOT_ALIGN: u32 = 2 << 20;
+/// Most slots a segment can have (slot indices travel in 16 bits).
+pub const MAX_SLOTS: u32 = 1024;
+/// Most consumers a segment can have (holders are a 16-bit mask in the slot state word).
+pub const MAX_CONSUMERS: u32 = 16;
+/// Largest slot payload (1 GiB).
+pub const MAX_SLOT_PAYLOAD: u64 = 1 << 30;
+/// Largest whole segment (1 TiB); real limits come from the platform.
+pub const MAX_TOTAL_SIZE: u64 = 1 << 40;
+
+/// Byte offsets of header fields (see `docs/LAYOUT.md`).
+#[allow(missing_docs)]
+pub mod hdr {
+    pub const MAGIC: usize = 0;
+    pub const VERSION: usize = 8;
+    pub const HEADER_SIZE: usize = 12;
+    pub const TOTAL_SIZE: usize = 16;
+    pub const CREATOR_ID: usize = 24;
+    pub const CREATED_NS: usize = 32;
+    pub const SLOT_COUNT: usize = 40;
+    pub const MAX_CONSUMERS: usize = 44;
+    pub const SLOT_STRIDE: usize = 48;
+    pub const SLOT_PAYLOAD: usize = 56;
+    pub const SLOT_ALIGN: usize = 64;
+    pub const CACHE_LINE: usize = 68;
+    pub const PATTERN: usize = 72;
+    pub const POLICY: usize = 76;
+    pub const WIDTH: usize = 80;
+    pub const HEIGHT: usize = 84;
+    pub const PIXEL_FORMAT: usize = 88;
+    pub const PLANE_COUNT: usize = 92;
+    /// Four planes of (offset u32, stride u32).
+    pub const PLANES: usize = 96;
+    pub const FRAME_SIZE: usize = 128;
+    pub const RING_CAPACITY: usize = 136;
+    pub const FLAGS: usize = 140;
+    pub const CONTROL_OFFSET: usize = 144;
+    pub const CONTROL_SIZE: usize = 152;
+    pub const SLOTS_OFFSET: usize = 160;
+    pub const SLOTS_SIZE: usize = 168;
+    pub const CTL_SLOTS: usize = 176;
+    pub const CTL_RING: usize = 180;
+    pub const CTL_CONSUMERS: usize = 184;
+    pub const RESERVED: usize = 188;
+    pub const CHECKSUM: usize = 192;
+}
+
+/// Offsets inside the control area, relative to its start (see `docs/LAYOUT.md`).
+#[allow(missing_docs)]
+pub mod ctl {
+    use super::LINE;
+    /// Line 0, written only by the producer.
+    pub const PRODUCER_OWNER: u64 = 0;
+    pub const EPOCH: u64 = 8;
+    pub const WRITE_POS: u64 = 16;
+    pub const NEXT_SEQ: u64 = 24;
+    pub const DROPPED_OLDEST: u64 = 32;
+    pub const DROPPED_NEWEST: u64 = 40;
+    /// Line 1: consumers sleep here waiting for frames.
+    pub const FRAME_WAKE: u64 = LINE;
+    pub const FRAME_WAITERS: u64 = LINE + 8;
+    /// Line 2: the producer sleeps here waiting for a free slot (Block policy).
+    pub const SPACE_WAKE: u64 = 2 * LINE;
+    pub const SPACE_WAITERS: u64 = 2 * LINE + 8;
+    /// Line 3: the work-queue claim cursor, shared by workers.
+    pub const CLAIM_CURSOR: u64 = 3 * LINE;
+    pub const DELIVERED: u64 = 3 * LINE + 8;
+    /// Line 4: reclaim statistics.
+    pub const RECLAIMED: u64 = 4 * LINE;
+    /// First slot line.
+    pub const SLOTS: u64 = 5 * LINE;
+    /// Within a slot line.
+    pub mod slot {
+        pub const STATE: u64 = 0;
+        pub const POS: u64 = 8;
+        pub const SEQ: u64 = 16;
+        pub const CAPTURE_NS: u64 = 24;
+        pub const PTS_NS: u64 = 32;
+        /// width (low 32 bits) | height (high 32 bits)
+        pub const WIDTH_HEIGHT: u64 = 40;
+        /// pixel format (low 32 bits) | flags (high 32 bits)
+        pub const FORMAT_FLAGS: u64 = 48;
+        pub const PAYLOAD_LEN: u64 = 56;
+        pub const CHECKSUM: u64 = 64;
+        pub const EPOCH: u64 = 72;
+    }
+    /// Within a consumer line.
+    pub mod consumer {
+        pub const STATE: u64 = 0;
+        pub const OWNER: u64 = 8;
+        pub const LEASE_NS: u64 = 16;
+        pub const CURSOR: u64 = 24;
+        pub const DELIVERED: u64 = 32;
+        pub const SKIPPED: u64 = 40;
+        pub const JOINED_POS: u64 = 48;
+    }
+}
+
+/// Pixel format of the frames in a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum PixelFormat {
+    /// Opaque bytes: `width` bytes per row, `height` rows.
+    Raw = 0,
+    /// Packed 8-bit B, G, R (OpenCV's default).
+    Bgr24 = 1,
+    /// Packed 8-bit R, G, B.
+    Rgb24 = 2,
+    /// 8-bit luma only.
+    Gray8 = 3,
+    /// 4:2:0, a Y plane then one interleaved UV plane (even width and height).
+    Nv12 = 4,
+    /// 4:2:0, Y, U and V planes (even width and height).
+    I420 = 5,
+}
+
+impl PixelFormat {
+    /// The format with numeric code `v`, if any.
+    pub const fn from_u32(v: u32) -> Option<Self> {
+        Some(match v {
+            0 => Self::Raw,
+            1 => Self::Bgr24,
+            2 => Self::Rgb24,
+            3 => Self::Gray8,
+            4 => Self::Nv12,
+            5 => Self::I420,
+            _ => return None,
+        })
+    }
+}
+
+/// Frame geometry: width and height in pixels and the pixel format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FrameGeometry {
+    /// Width in pixels (bytes per row for [`PixelFormat::Raw`]).
+    pub width: u32,
+    /// Height in rows.
+    pub height: u32,
+    /// Pixel format.
+    pub format: PixelFormat,
+}
+
+impl FrameGeometry {
+    /// A geometry.
+    ///
+    /// # Examples
+    /// ```
+    /// use framebus_core::{FrameGeometry, PixelFormat};
+    /// let g = FrameGeometry::new(1920, 1080, PixelFormat::Bgr24);
+    /// assert_eq!(g.planes().unwrap().frame_size, 1920 * 1080 * 3);
+    /// ```
+    pub const fn new(width: u32, height: u32, format: PixelFormat) -> Self {
+        FrameGeometry { width, height, format }
+    }
+
+    /// The tightly packed planes of one frame.
+    ///
+    /// # Errors
+    /// [`SpecError::ZeroGeometry`] for a zero dimension, [`SpecError::OddDimensions`] for a 4:2:0
+    /// format with odd width or height, [`SpecError::PayloadTooLarge`] when a frame exceeds
+    /// [`MAX_SLOT_PAYLOAD`].
+    pub const fn planes(&self) -> Result<Planes, SpecError> {
+        let (w, h) = (self.width as u64, self.height as u64);
+        if w == 0 || h == 0 {
+            return Err(SpecError::ZeroGeometry);
+        }
+        let mut p = Planes { count: 1, planes: [Plane { offset: 0, stride: 0 }; 4], frame_size: 0 };
+        let size = match self.format {
+            PixelFormat::Raw | PixelFormat::Gray8 => {
+                p.planes[0].stride = w;
+                w * h
+            }
+            PixelFormat::Bgr24 | PixelFormat::Rgb24 => {
+                p.planes[0].stride = w * 3;
+                w * 3 * h
+            }
+            PixelFormat::Nv12 | PixelFormat::I420 => {
+                if w % 2 != 0 || h % 2 != 0 {
+                    return Err(SpecError::OddDimensions { width: self.width, height: self.height });
+                }
+                p.planes[0].stride = w;
+                p.planes[1].offset = w * h;
+                if let PixelFormat::Nv12 = self.format {
+                    p.count = 2;
+                    p.planes[1].stride = w;
+                    w * h + w * (h / 2)
+                } else {
+                    p.count = 3;
+                    p.planes[1].stride = w / 2;
+                    p.planes[2].offset = w * h + (w / 2) * (h / 2);
+                    p.planes[2].stride = w / 2;
+                    w * h + 2 * (w / 2) * (h / 2)
+                }
+            }
+        };
+        if size > MAX_SLOT_PAYLOAD {
+            return Err(SpecError::PayloadTooLarge { payload: size, max: MAX_SLOT_PAYLOAD });
+        }
+        p.frame_size = size;
+        Ok(p)
+    }
+}
+
+/// One plane of a frame inside a slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plane {
+    /// Offset of the plane from the start of the slot.
+    pub offset: u64,
+    /// Bytes per row.
+    pub stride: u64,
+}
+
+/// The planes of a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Planes {
+    /// How many of `planes` are used (1 to 3).
+    pub count: u32,
+    /// The planes; unused ones are zero.
+    pub planes: [Plane; 4],
+    /// Bytes of one tightly packed frame.
+    pub frame_size: u64,
+}
+
+/// How frames reach consumers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Pattern {
+    /// Each frame goes to exactly one worker (parallel inference).
+    WorkQueue = 0,
+    /// Each frame goes to every subscriber.
+    Broadcast = 1,
+}
+
+/// What the producer does when no slot is free.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum OverflowPolicy {
+    /// Wait for a slot (offline files: nothing may be lost).
+    Block = 0,
+    /// Reuse the oldest frame nobody has claimed (live camera); counted as dropped.
+    DropOldest = 1,
+    /// Skip the incoming frame; counted as dropped and visible as a sequence gap.
+    DropNewest = 2,
+}
+
+/// What a segment is asked to hold. [`Layout::compute`] turns it into byte offsets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SegmentSpec {
+    /// Number of frame slots (1 to [`MAX_SLOTS`]).
+    pub slot_count: u32,
+    /// Geometry of the frames.
+    pub geometry: FrameGeometry,
+    /// Bytes reserved per slot; 0 means exactly one frame of `geometry`.
+    pub slot_payload_size: u64,
+    /// Alignment of every slot; 0 means [`MIN_SLOT_ALIGN`]. A power of two ≥ 4096.
+    pub slot_align: u32,
+    /// Consumer table size (1 to [`MAX_CONSUMERS`]).
+    pub max_consumers: u32,
+    /// Delivery pattern.
+    pub pattern: Pattern,
+    /// Overflow policy.
+    pub policy: OverflowPolicy,
+}
+
+impl SegmentSpec {
+    /// A spec with `slot_count` slots of `geometry`, 8 consumers, work queue, `Block`.
+    ///
+    /// # Examples
+    /// ```
+    /// use framebus_core::{FrameGeometry, OverflowPolicy, PixelFormat, SegmentSpec};
+    /// let spec = SegmentSpec::new(FrameGeometry::new(1280, 720, PixelFormat::Bgr24), 8)
+    ///     .with_policy(OverflowPolicy::DropOldest)
+    ///     .with_max_consumers(6);
+    /// assert_eq!(spec.max_consumers, 6);
+    /// ```
+    pub const fn new(geometry: FrameGeometry, slot_count: u32) -> Self {
+        SegmentSpec {
+            slot_count,
+            geometry,
+            slot_payload_size: 0,
+            slot_align: 0,
+            max_consumers: 8,
+            pattern: Pattern::WorkQueue,
+            policy: OverflowPolicy::Block,
+        }
+    }
+    /// Sets the delivery pattern.
+    pub const fn with_pattern(mut self, pattern: Pattern) -> Self {
+        self.pattern = pattern;
+        self
+    }
+    /// Sets the overflow policy.
+    pub const fn with_policy(mut self, policy: OverflowPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+    /// Sets the consumer table size.
+    pub const fn with_max_consumers(mut self, n: u32) -> Self {
+        self.max_consumers = n;
+        self
+    }
+    /// Sets the bytes reserved per slot (≥ one frame).
+    pub const fn with_slot_payload_size(mut self, bytes: u64) -> Self {
+        self.slot_payload_size = bytes;
+        self
+    }
+    /// Sets the slot alignment (a power of two ≥ 4096).
+    pub const fn with_slot_align(mut self, align: u32) -> Self {
+        self.slot_align = align;
+        self
+    }
+}
+
+/// Why a spec cannot become a layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpecError {
+    /// Slot count is 0 or above [`MAX_SLOTS`].
+    SlotCount {
+        /// requested
+        found: u32,
+    },
+    /// Consumer count is 0 or above [`MAX_CONSUMERS`].
+    Consumers {
+        /// requested
+        found: u32,
+    },
+    /// Width or height is zero.
+    ZeroGeometry,
+    /// A 4:2:0 format needs even width and height.
+    OddDimensions {
+        /// width
+        width: u32,
+        /// height
+        height: u32,
+    },
+    /// The slot payload is smaller than one frame.
+    PayloadTooSmall {
+        /// bytes per slot
+        payload: u64,
+        /// bytes per frame
+        frame: u64,
+    },
+    /// The slot payload exceeds the limit.
+    PayloadTooLarge {
+        /// bytes per slot
+        payload: u64,
+        /// the limit
+        max: u64,
+    },
+    /// Slot alignment is not a power of two in `4096..=2 MiB`.
+    BadAlign {
+        /// requested
+        found: u32,
+    },
+    /// The whole segment would exceed [`MAX_TOTAL_SIZE`].
+    TooLarge {
+        /// bytes
+        total: u64,
+    },
+    /// Unknown pixel format code.
+    UnknownPixelFormat(u32),
+    /// Unknown pattern code.
+    UnknownPattern(u32),
+    /// Unknown overflow policy code.
+    UnknownPolicy(u32),
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::SlotCount { found } => write!(f, "slot count {found} is outside 1..={MAX_SLOTS}; choose a count in that range (2-3 frames per consumer is usual)"),
+            Self::Consumers { found } => write!(f, "consumer count {found} is outside 1..={MAX_CONSUMERS}"),
+            Self::ZeroGeometry => write!(f, "frame width and height must be non-zero"),
+            Self::OddDimensions { width, height } => write!(f, "{width}x{height}: 4:2:0 formats (NV12, I420) need even width and height"),
+            Self::PayloadTooSmall { payload, frame } => write!(f, "slot payload of {payload} bytes cannot hold a {frame}-byte frame; use 0 to size slots to the frame"),
+            Self::PayloadTooLarge { payload, max } => write!(f, "slot payload of {payload} bytes exceeds the {max}-byte limit"),
+            Self::BadAlign { found } => write!(f, "slot alignment {found} must be a power of two between {MIN_SLOT_ALIGN} and {MAX_SLOT_ALIGN}"),
+            Self::TooLarge { total } => write!(f, "segment of {total} bytes exceeds the {MAX_TOTAL_SIZE}-byte limit; use fewer or smaller slots"),
+            Self::UnknownPixelFormat(v) => write!(f, "unknown pixel format code {v}"),
+            Self::UnknownPattern(v) => write!(f, "unknown delivery pattern code {v}"),
+            Self::UnknownPolicy(v) => write!(f, "unknown overflow policy code {v}"),
+        }
+    }
+}
+
+impl core::error::Error for SpecError {}
+
+/// Byte offsets of everything in a segment, computed from a [`SegmentSpec`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// The spec, with defaults filled in (payload size and alignment never 0).
+    pub spec: SegmentSpec,
+    /// Planes of one frame inside a slot.
+    pub planes: Planes,
+    /// Distance between slot starts (payload rounded up to the alignment).
+    pub slot_stride: u64,
+    /// Cells of the publish ring: the next power of two ≥ 2 × slot count.
+    pub ring_capacity: u32,
+    /// Start of the control area (= [`HEADER_SIZE`]).
+    pub control_offset: u64,
+    /// Size of the control area (a multiple of the slot alignment).
+    pub control_size: u64,
+    /// Start of the slot area.
+    pub slots_offset: u64,
+    /// Size of the slot area.
+    pub slots_size: u64,
+    /// Size of the whole segment.
+    pub total_size: u64,
+    /// Slot lines, relative to the control area.
+    pub ctl_slots: u64,
+    /// Publish ring, relative to the control area.
+    pub ctl_ring: u64,
+    /// Consumer table, relative to the control area.
+    pub ctl_consumers: u64,
+}
+
+const fn round_up(v: u64, to: u64) -> Option<u64> {
+    match v.checked_add(to - 1) {
+        Some(x) => Some(x / to * to),
+        None => None,
+    }
+}
+
+impl Layout {
+    /// Computes the layout of `spec`.
+    ///
+    /// # Examples
+    /// ```
+    /// use framebus_core::{FrameGeometry, Layout, PixelFormat, SegmentSpec};
+    /// let spec = SegmentSpec::new(FrameGeometry::new(1920, 1080, PixelFormat::Bgr24), 6);
+    /// let l = Layout::compute(&spec).unwrap();
+    /// assert_eq!(l.slots_offset % 4096, 0);
+    /// assert_eq!(l.slot_stride, 6_221_824); // 6 220 800 rounded up to 4 KiB
+    /// ```
+    ///
+    /// # Errors
+    /// A [`SpecError`] naming the first limit the spec breaks.
+    pub const fn compute(spec: &SegmentSpec) -> Result<Layout, SpecError> {
+        if spec.slot_count == 0 || spec.slot_count > MAX_SLOTS {
+            return Err(SpecError::SlotCount { found: spec.slot_count });
+        }
+        if spec.max_consumers == 0 || spec.max_consumers > MAX_CONSUMERS {
+            return Err(SpecError::Consumers { found: spec.max_consumers });
+        }
+        let planes = match spec.geometry.planes() {
+            Ok(p) => p,
+            Err(e) => return Err(e),
+        };
+        let payload = if spec.slot_payload_size == 0 { planes.frame_size } else { spec.slot_payload_size };
+        if payload < planes.frame_size {
+            return Err(SpecError::PayloadTooSmall { payload, frame: planes.frame_size });
+        }
+        if payload > MAX_SLOT_PAYLOAD {
+            return Err(SpecError::PayloadTooLarge { payload, max: MAX_SLOT_PAYLOAD });
+        }
+        let align = if spec.slot_align == 0 { MIN_SLOT_ALIGN } else { spec.slot_align };
+        if !align.is_power_of_two() || align < MIN_SLOT_ALIGN || align > MAX_SLOT_ALIGN {
+            return Err(SpecError::BadAlign { found: spec.slot_align });
+        }
+        let align64 = align as u64;
+        let slot_stride = match round_up(payload, align64) {
+            Some(s) => s,
+            None => return Err(SpecError::TooLarge { total: u64::MAX }),
+        };
+        let ring_capacity = (spec.slot_count * 2).next_power_of_two();
+        let ctl_slots = ctl::SLOTS;
+        let ctl_ring = ctl_slots + spec.slot_count as u64 * LINE;
+        let ring_bytes = ring_capacity as u64 * 8;
+        let ctl_consumers = match round_up(ctl_ring + ring_bytes, LINE) {
+            Some(v) => v,
+            None => return Err(SpecError::TooLarge { total: u64::MAX }),
+        };
+        let ctl_end = ctl_consumers + spec.max_consumers as u64 * LINE;
+        let control_offset = HEADER_SIZE;
+        // The control area is padded so that the slot area starts aligned.
+        let slots_offset = match round_up(control_offset + ctl_end, align64) {
+            Some(v) => v,
+            None => return Err(SpecError::TooLarge { total: u64::MAX }),
+        };
+        let slots_size = match slot_stride.checked_mul(spec.slot_count as u64) {
+            Some(v) => v,
+            None => return Err(SpecError::TooLarge { total: u64::MAX }),
+        };
+        let total_size = match slots_offset.checked_add(slots_size) {
+            Some(v) => v,
+            None => return Err(SpecError::TooLarge { total: u64::MAX }),
+        };
+        if total_size > MAX_TOTAL_SIZE {
+            return Err(SpecError::TooLarge { total: total_size });
+        }
+        let mut spec = *spec;
+        spec.slot_payload_size = payload;
+        spec.slot_align = align;
+        Ok(Layout {
+            spec,
+            planes,
+            slot_stride,
+            ring_capacity,
+            control_offset,
+            control_size: slots_offset - control_offset,
+            slots_offset,
+            slots_size,
+            total_size,
+            ctl_slots,
+            ctl_ring,
+            ctl_consumers,
+        })
+    }
+
+    /// Encodes the header (the first [`HEADER_USED`] bytes of the segment), checksum included.
+    ///
+    /// # Examples
+    /// ```
+    /// use framebus_core::{FrameGeometry, Layout, PixelFormat, SegmentSpec};
+    /// let l = Layout::compute(&SegmentSpec::new(FrameGeometry::new(8, 8, PixelFormat::Gray8), 2)).unwrap();
+    /// let bytes = l.encode_header(&framebus_core::Creator { id: 7, created_ns: 1 });
+    /// let (back, creator) = Layout::decode_header(&bytes, l.total_size).unwrap();
+    /// assert_eq!((back, creator.id), (l, 7));
+    /// ```
+    pub fn encode_header(&self, creator: &Creator) -> [u8; HEADER_USED] {
+        let mut b = [0u8; HEADER_USED];
+        let s = &self.spec;
+        put(&mut b, hdr::MAGIC, &MAGIC);
+        put32(&mut b, hdr::VERSION, LAYOUT_VERSION);
+        put32(&mut b, hdr::HEADER_SIZE, HEADER_SIZE as u32);
+        put64(&mut b, hdr::TOTAL_SIZE, self.total_size);
+        put64(&mut b, hdr::CREATOR_ID, creator.id);
+        put64(&mut b, hdr::CREATED_NS, creator.created_ns);
+        put32(&mut b, hdr::SLOT_COUNT, s.slot_count);
+        put32(&mut b, hdr::MAX_CONSUMERS, s.max_consumers);
+        put64(&mut b, hdr::SLOT_STRIDE, self.slot_stride);
+        put64(&mut b, hdr::SLOT_PAYLOAD, s.slot_payload_size);
+        put32(&mut b, hdr::SLOT_ALIGN, s.slot_align);
+        put32(&mut b, hdr::CACHE_LINE, LINE as u32);
+        put32(&mut b, hdr::PATTERN, s.pattern as u32);
+        put32(&mut b, hdr::POLICY, s.policy as u32);
+        put32(&mut b, hdr::WIDTH, s.geometry.width);
+        put32(&mut b, hdr::HEIGHT, s.geometry.height);
+        put32(&mut b, hdr::PIXEL_FORMAT, s.geometry.format as u32);
+        put32(&mut b, hdr::PLANE_COUNT, self.planes.count);
+        for (i, p) in self.planes.planes.iter().enumerate() {
+            // Offsets and strides fit in u32: a frame is at most MAX_SLOT_PAYLOAD (1 GiB).
+            put32(&mut b, hdr::PLANES + i * 8, p.offset as u32);
+            put32(&mut b, hdr::PLANES + i * 8 + 4, p.stride as u32);
+        }
+        put64(&mut b, hdr::FRAME_SIZE, self.planes.frame_size);
+        put32(&mut b, hdr::RING_CAPACITY, self.ring_capacity);
+        put64(&mut b, hdr::CONTROL_OFFSET, self.control_offset);
+        put64(&mut b, hdr::CONTROL_SIZE, self.control_size);
+        put64(&mut b, hdr::SLOTS_OFFSET, self.slots_offset);
+        put64(&mut b, hdr::SLOTS_SIZE, self.slots_size);
+        put32(&mut b, hdr::CTL_SLOTS, self.ctl_slots as u32);
+        put32(&mut b, hdr::CTL_RING, self.ctl_ring as u32);
+        put32(&mut b, hdr::CTL_CONSUMERS, self.ctl_consumers as u32);
+        let sum = fnv1a64(&b[..hdr::CHECKSUM]);
+        put64(&mut b, hdr::CHECKSUM, sum);
+        b
+    }
+
+    /// Validates `bytes` (the first [`HEADER_USED`] bytes of a region of `region_len` bytes) as a
+    /// header and returns the layout it describes. Every field is checked; nothing is trusted.
+    ///
+    /// # Errors
+    /// One [`HeaderError`] variant per kind of failure, in the order: magic, version, header
+    /// size, checksum, limits, sizes against the region, offsets, overlap, alignment, and
+    /// finally agreement with the layout recomputed from the spec fields.
+    pub fn decode_header(bytes: &[u8; HEADER_USED], region_len: u64) -> Result<(Layout, Creator), HeaderError> {
+        let magic: [u8; 8] = bytes[..8].try_into().expect("8 bytes");
+        if magic != MAGIC {
+            return Err(HeaderError::BadMagic { found: magic });
+        }
+        let version = get32(bytes, hdr::VERSION);
+        if version != LAYOUT_VERSION {
+            return Err(HeaderError::UnsupportedVersion { found: version });
+        }
+        let header_size = get32(bytes, hdr::HEADER_SIZE);
+        if u64::from(header_size) != HEADER_SIZE {
+            return Err(HeaderError::BadHeaderSize { found: header_size });
+        }
+        let stored = get64(bytes, hdr::CHECKSUM);
+        let computed = fnv1a64(&bytes[..hdr::CHECKSUM]);
+        if stored != computed {
+            return Err(HeaderError::Checksum { stored, computed });
+        }
+        let total = get64(bytes, hdr::TOTAL_SIZE);
+        if total != region_len {
+            return Err(HeaderError::SizeMismatch { header_total: total, region_len });
+        }
+        let line = get32(bytes, hdr::CACHE_LINE);
+        if u64::from(line) != LINE {
+            return Err(HeaderError::Field { field: "cache_line", found: line.into(), expected: LINE });
+        }
+        let format = get32(bytes, hdr::PIXEL_FORMAT);
+        let format = PixelFormat::from_u32(format).ok_or(HeaderError::Spec(SpecError::UnknownPixelFormat(format)))?;
+        let pattern = match get32(bytes, hdr::PATTERN) {
+            0 => Pattern::WorkQueue,
+            1 => Pattern::Broadcast,
+            v => return Err(HeaderError::Spec(SpecError::UnknownPattern(v))),
+        };
+        let policy = match get32(bytes, hdr::POLICY) {
+            0 => OverflowPolicy::Block,
+            1 => OverflowPolicy::DropOldest,
+            2 => OverflowPolicy::DropNewest,
+            v => return Err(HeaderError::Spec(SpecError::UnknownPolicy(v))),
+        };
+        let align = get32(bytes, hdr::SLOT_ALIGN);
+        let spec = SegmentSpec {
+            slot_count: get32(bytes, hdr::SLOT_COUNT),
+            geometry: FrameGeometry::new(get32(bytes, hdr::WIDTH), get32(bytes, hdr::HEIGHT), format),
+            // 0 would mean "derive"; a stored header always carries the real size.
+            slot_payload_size: get64(bytes, hdr::SLOT_PAYLOAD).max(1),
+            slot_align: align.max(1),
+            max_consumers: get32(bytes, hdr::MAX_CONSUMERS),
+            pattern,
+            policy,
+        };
+        let l = Layout::compute(&spec).map_err(HeaderError::Spec)?;
+        // Independent range checks first, so a corrupt header gets the most telling error.
+        let ctl_off = get64(bytes, hdr::CONTROL_OFFSET);
+        let ctl_size = get64(bytes, hdr::CONTROL_SIZE);
+        let slots_off = get64(bytes, hdr::SLOTS_OFFSET);
+        let slots_size = get64(bytes, hdr::SLOTS_SIZE);
+        let end = |o: u64, s: u64| o.checked_add(s).filter(|&e| e <= total);
+        if end(ctl_off, ctl_size).is_none() {
+            return Err(HeaderError::OutOfRange { field: "control area" });
+        }
+        if end(slots_off, slots_size).is_none() {
+            return Err(HeaderError::OutOfRange { field: "slot area" });
+        }
+        if ctl_off < HEADER_SIZE || slots_off < ctl_off + ctl_size {
+            return Err(HeaderError::Overlap);
+        }
+        if slots_off % u64::from(l.spec.slot_align) != 0 {
+            return Err(HeaderError::Misaligned { field: "slots_offset", align: l.spec.slot_align.into() });
+        }
+        if ctl_off % LINE != 0 {
+            return Err(HeaderError::Misaligned { field: "control_offset", align: LINE });
+        }
+        let checks: [(&'static str, u64, u64); 12] = [
+            ("total_size", total, l.total_size),
+            ("slot_stride", get64(bytes, hdr::SLOT_STRIDE), l.slot_stride),
+            ("frame_size", get64(bytes, hdr::FRAME_SIZE), l.planes.frame_size),
+            ("plane_count", get32(bytes, hdr::PLANE_COUNT).into(), l.planes.count.into()),
+            ("ring_capacity", get32(bytes, hdr::RING_CAPACITY).into(), l.ring_capacity.into()),
+            ("control_offset", ctl_off, l.control_offset),
+            ("control_size", ctl_size, l.control_size),
+            ("slots_offset", slots_off, l.slots_offset),
+            ("slots_size", slots_size, l.slots_size),
+            ("ctl_slots", get32(bytes, hdr::CTL_SLOTS).into(), l.ctl_slots),
+            ("ctl_ring", get32(bytes, hdr::CTL_RING).into(), l.ctl_ring),
+            ("ctl_consumers", get32(bytes, hdr::CTL_CONSUMERS).into(), l.ctl_consumers),
+        ];
+        for (field, found, expected) in checks {
+            if found != expected {
+                return Err(HeaderError::Field { field, found, expected });
+            }
+        }
+        for (i, p) in l.planes.planes.iter().enumerate() {
+            let (o, s) = (get32(bytes, hdr::PLANES + i * 8), get32(bytes, hdr::PLANES + i * 8 + 4));
+            if u64::from(o) != p.offset || u64::from(s) != p.stride {
+                return Err(HeaderError::Field { field: "planes", found: o.into(), expected: p.offset });
+            }
+        }
+        if get32(bytes, hdr::FLAGS) != 0
+            || get32(bytes, hdr::RESERVED) != 0
+            || bytes[hdr::CHECKSUM + 8..].iter().any(|&b| b != 0)
+        {
+            return Err(HeaderError::Field { field: "reserved", found: 1, expected: 0 });
+        }
+        Ok((l, Creator { id: get64(bytes, hdr::CREATOR_ID), created_ns: get64(bytes, hdr::CREATED_NS) }))
+    }
+
+    /// Byte offset (from the region start) of slot `slot`'s payload.
+    pub const fn slot_offset(&self, slot: u32) -> u64 {
+        self.slots_offset + slot as u64 * self.slot_stride
+    }
+}
+
+/// Who created a segment: an opaque platform id (e.g. pid and process start time) and a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Creator {
+    /// Platform-defined creator identity.
+    pub id: u64,
+    /// Creation time in ns (platform clock).
+    pub created_ns: u64,
+}
+
+/// Why bytes are not a valid segment header. Each names what to do about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderError {
+    /// The region is smaller than a header page.
+    TooSmall {
+        /// region bytes
+        len: u64,
+    },
+    /// The first 8 bytes are not `FRAMEBUS` (not a framebus segment, or not initialised yet).
+    BadMagic {
+        /// the bytes found
+        found: [u8; 8],
+    },
+    /// Written by an incompatible framebus version.
+    UnsupportedVersion {
+        /// version found
+        found: u32,
+    },
+    /// The header-size field is not 4096.
+    BadHeaderSize {
+        /// value found
+        found: u32,
+    },
+    /// The static part was altered after creation.
+    Checksum {
+        /// stored checksum
+        stored: u64,
+        /// checksum of the bytes
+        computed: u64,
+    },
+    /// The header's total size differs from the region's (a truncated or resized segment).
+    SizeMismatch {
+        /// size the header claims
+        header_total: u64,
+        /// size of the region
+        region_len: u64,
+    },
+    /// The spec fields break a limit.
+    Spec(SpecError),
+    /// An area extends past the end of the segment.
+    OutOfRange {
+        /// which area
+        field: &'static str,
+    },
+    /// Areas overlap each other or the header.
+    Overlap,
+    /// An offset is not aligned as required.
+    Misaligned {
+        /// which field
+        field: &'static str,
+        /// the required alignment
+        align: u64,
+    },
+    /// A derived field disagrees with the layout recomputed from the spec fields.
+    Field {
+        /// which field
+        field: &'static str,
+        /// value in the header
+        found: u64,
+        /// value the layout requires
+        expected: u64,
+    },
+}
+
+impl fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooSmall { len } => write!(f, "region of {len} bytes is smaller than a {HEADER_SIZE}-byte segment header; the name points at something that is not a framebus segment"),
+            Self::BadMagic { found } if found.iter().all(|&b| b == 0) => {
+                write!(f, "segment header is all zero: the creator has not finished initialising it (retry shortly) or it died while creating it (remove the segment and recreate it)")
+            }
+            Self::BadMagic { found } => write!(f, "not a framebus segment: magic is {found:02x?}, expected \"FRAMEBUS\"; check the segment name"),
+            Self::UnsupportedVersion { found } => write!(f, "segment layout version {found} is not supported (this build reads version {LAYOUT_VERSION}); use matching framebus versions on both sides"),
+            Self::BadHeaderSize { found } => write!(f, "header size field is {found}, expected {HEADER_SIZE}: corrupt header; recreate the segment"),
+            Self::Checksum { stored, computed } => write!(f, "header checksum mismatch (stored {stored:#018x}, computed {computed:#018x}): the header was overwritten after creation; recreate the segment"),
+            Self::SizeMismatch { header_total, region_len } => write!(f, "header says the segment has {header_total} bytes but {region_len} are mapped: the segment was truncated or resized; recreate it"),
+            Self::Spec(e) => write!(f, "header describes an invalid segment: {e}"),
+            Self::OutOfRange { field } => write!(f, "header places the {field} past the end of the segment: corrupt header; recreate the segment"),
+            Self::Overlap => write!(f, "header places areas on top of each other: corrupt header; recreate the segment"),
+            Self::Misaligned { field, align } => write!(f, "header field {field} is not aligned to {align}: corrupt header; recreate the segment"),
+            Self::Field { field, found, expected } => write!(f, "header field {field} is {found}, layout v{LAYOUT_VERSION} requires {expected}: corrupt header or another implementation's bug; recreate the segment"),
+        }
+    }
+}
+
+impl core::error::Error for HeaderError {}
+
+/// 64-bit FNV-1a, the header checksum (simple to implement in any language; not a MAC).
+///
+/// # Examples
+/// ```
+/// assert_eq!(framebus_core::layout::fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+/// ```
+pub const fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        h ^= bytes[i] as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    h
+}
+
+fn put(b: &mut [u8], off: usize, v: &[u8]) {
+    b[off..off + v.len()].copy_from_slice(v);
+}
+fn put32(b: &mut [u8], off: usize, v: u32) {
+    put(b, off, &v.to_le_bytes());
+}
+fn put64(b: &mut [u8], off: usize, v: u64) {
+    put(b, off, &v.to_le_bytes());
+}
+fn get32(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(b[off..off + 4].try_into().expect("4 bytes"))
+}
+fn get64(b: &[u8], off: usize) -> u64 {
+    u64::from_le_bytes(b[off..off + 8].try_into().expect("8 bytes"))
+}

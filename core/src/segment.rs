@@ -1,0 +1,1400 @@
+//! The segment protocol: one producer, up to [`MAX_CONSUMERS`] consumers, a fixed pool of
+//! slots, and three ways of delivering frames (work queue, broadcast, latest).
+//!
+//! # State
+//!
+//! Each slot has one 64-bit **state word** (its own 128-byte line, with the frame descriptor):
+//!
+//! ```text
+//!  63                        18 17 16 15            0
+//! +----------------------------+-----+---------------+
+//! | generation (46 bits)       |kind | holder mask   |
+//! +----------------------------+-----+---------------+
+//! kind: 0 FREE, 1 WRITING (producer owns it), 2 READY (published), 3 TAKEN (claimed by a worker)
+//! ```
+//!
+//! Every ownership change is a single compare-and-swap on that word, so a process that dies
+//! between two steps never leaves a slot half-owned:
+//!
+//! | transition | who | when |
+//! |---|---|---|
+//! | FREE(g) → WRITING(g+1) | producer | acquiring a free slot |
+//! | READY(g,0) → WRITING(g+1) | producer | recycling a consumed broadcast frame, or dropping the oldest |
+//! | WRITING(g) → READY(g,0) | producer | publish (plain Release store: nobody else writes a WRITING word) |
+//! | READY(g,h) → TAKEN(g,h∣w) | worker w | work-queue claim (exclusive among workers) |
+//! | READY/TAKEN(g,h) → same(g,h∣c) | subscriber / latest reader c | shared claim |
+//! | X(g,h) → X(g,h∖c), TAKEN(g,0) → FREE(g) | holder c, or `reclaim(c)` | release |
+//!
+//! Published frames are found through the **publish ring**: cell `pos % R` holds
+//! `(pos mod 2⁴⁸) << 16 | slot`, written before `write_pos` is advanced past `pos`. `pos` counts
+//! published frames (dense); `seq`, in the descriptor, counts every frame the producer was
+//! given, so frames dropped by `DropNewest` appear to consumers as gaps in `seq`.
+//!
+//! # Invariants and why the protocol keeps them
+//!
+//! 1. *No torn frames.* The producer writes a payload only in WRITING, which it enters by CAS
+//!    from FREE or from READY with an empty holder mask; consumers read only while their bit is
+//!    set. A consumer sets its bit by CAS from READY/TAKEN with the generation it validated, so
+//!    it can never set a bit on a slot the producer has taken (the CAS would see WRITING or a
+//!    new generation). SYNC POINTs `slot-ready` and `slot-release` carry the payload bytes.
+//! 2. *Conservation.* Every slot is in exactly one kind; holders are a mask of registered
+//!    consumers. Work queue: `write_pos = delivered + dropped_oldest + ready` once drained, and
+//!    `next_seq = write_pos + dropped_newest`. Broadcast: per subscriber,
+//!    `cursor − joined_pos = delivered + skipped`.
+//! 3. *Order.* Workers claim only the frame at the shared claim cursor, which moves past a frame
+//!    only once it has left READY; subscribers walk their own cursor. Neither can claim a frame
+//!    older than one already claimed through the same cursor.
+//! 4. *Fixed memory, no system call.* Everything lives in the region; operations are loads,
+//!    stores and CAS loops bounded by [`RETRY_LIMIT`] (a hostile peer flipping words yields
+//!    [`ClaimError::Contended`], never a hang).
+//! 5. *Crash safety.* A consumer operation runs inside a *busy* bracket on its own table entry
+//!    (CAS `ALIVE(g)` → `ALIVE(g)+busy`). [`Segment::reclaim`] turns an idle `ALIVE(g)` entry into
+//!    `RECLAIMING(g)`, clears its bit from every slot and leaves `FREE(g+1)`; a late operation of
+//!    the evicted consumer fails its bracket CAS with [`ClaimError::Evicted`] and touches nothing.
+//!    Only a caller that knows the process is dead may `force` a busy entry.
+//! 6. *Untrusted memory.* Slot indices from the ring, positions and cursors are range-checked
+//!    before use; inconsistent values give [`ClaimError::Corrupt`].
+//!
+//! Progress: lock-free for honest peers (a CAS fails only because another one succeeded);
+//! bounded for dishonest ones. Generations wrap after 2⁴⁶ rewrites of one slot (≈2 200 years at
+//! 1000 frames/s); a wrap could only let a stalled consumer claim a *newer, complete* frame,
+//! which the descriptor's `pos` exposes, so it is harmless. Ring positions are compared modulo
+//! 2⁴⁸ for the same reason.
+
+use core::fmt;
+
+use crate::layout::{
+    ctl, HeaderError, Layout, OverflowPolicy, Pattern, SegmentSpec, SpecError, HEADER_SIZE, HEADER_USED, LINE,
+    MAX_CONSUMERS,
+};
+use crate::region::Region;
+use crate::sync::{fence, AtomicU64, Ordering};
+use crate::Creator;
+
+/// Upper bound on CAS retries and ring steps in one operation.
+pub const RETRY_LIMIT: u32 = 4096;
+
+const HOLDERS: u64 = 0xFFFF;
+const KIND_SHIFT: u32 = 16;
+const GEN_SHIFT: u32 = 18;
+const GEN_MASK: u64 = (1 << 46) - 1;
+const POS_MASK: u64 = (1 << 48) - 1;
+
+/// Kind of a slot, from its state word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotKind {
+    /// Unused.
+    Free = 0,
+    /// Held by the producer for writing.
+    Writing = 1,
+    /// Published; possibly held by shared readers.
+    Ready = 2,
+    /// Claimed by a worker (work queue).
+    Taken = 3,
+}
+
+/// A decoded slot state word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotState {
+    /// Generation: incremented each time the producer takes the slot for writing.
+    pub gen: u64,
+    /// Kind.
+    pub kind: SlotKind,
+    /// Mask of consumer-table indices holding the slot.
+    pub holders: u16,
+}
+
+impl SlotState {
+    const fn decode(w: u64) -> Self {
+        let kind = match (w >> KIND_SHIFT) & 3 {
+            0 => SlotKind::Free,
+            1 => SlotKind::Writing,
+            2 => SlotKind::Ready,
+            _ => SlotKind::Taken,
+        };
+        SlotState { gen: w >> GEN_SHIFT, kind, holders: (w & HOLDERS) as u16 }
+    }
+    const fn encode(self) -> u64 {
+        ((self.gen & GEN_MASK) << GEN_SHIFT) | ((self.kind as u64) << KIND_SHIFT) | self.holders as u64
+    }
+    const fn with(self, kind: SlotKind, holders: u16) -> Self {
+        SlotState { gen: self.gen, kind, holders }
+    }
+}
+
+/// How a consumer receives frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsumerKind {
+    /// Work queue: each frame to exactly one worker.
+    Worker = 1,
+    /// Broadcast: every frame to every subscriber.
+    Subscriber = 2,
+    /// The newest complete frame, skipping older ones (any pattern).
+    Latest = 3,
+}
+
+const ENTRY_FREE: u64 = 0;
+const ENTRY_ALIVE: u64 = 1;
+const ENTRY_RECLAIMING: u64 = 2;
+const ENTRY_BUSY: u64 = 1 << 2;
+const ENTRY_KIND_SHIFT: u32 = 4;
+
+/// A decoded consumer-table entry state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryState {
+    /// 0 free, 1 alive, 2 being reclaimed.
+    pub status: u8,
+    /// Inside an operation right now.
+    pub busy: bool,
+    /// The consumer kind (when alive).
+    pub kind: Option<ConsumerKind>,
+    /// Incremented each time the entry is released, so late operations of an evicted
+    /// consumer are recognised.
+    pub gen: u32,
+}
+
+impl EntryState {
+    const fn decode(w: u64) -> Self {
+        let kind = match (w >> ENTRY_KIND_SHIFT) & 3 {
+            1 => Some(ConsumerKind::Worker),
+            2 => Some(ConsumerKind::Subscriber),
+            3 => Some(ConsumerKind::Latest),
+            _ => None,
+        };
+        EntryState { status: (w & 3) as u8, busy: w & ENTRY_BUSY != 0, kind, gen: (w >> 32) as u32 }
+    }
+}
+
+const fn entry_word(status: u64, busy: bool, kind: u64, gen: u32) -> u64 {
+    status | if busy { ENTRY_BUSY } else { 0 } | (kind << ENTRY_KIND_SHIFT) | ((gen as u64) << 32)
+}
+
+/// Metadata a producer attaches to a frame. Sequence and position are assigned at publish.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameMeta {
+    /// Capture time in ns (source clock).
+    pub capture_ns: u64,
+    /// Presentation time in ns.
+    pub pts_ns: u64,
+    /// Width of this frame in pixels.
+    pub width: u32,
+    /// Height of this frame.
+    pub height: u32,
+    /// Pixel format code ([`crate::PixelFormat`] as `u32`).
+    pub pixel_format: u32,
+    /// Application flags ([`FLAG_CHECKSUM`] is reserved).
+    pub flags: u32,
+    /// Bytes of payload used.
+    pub payload_len: u64,
+    /// Optional content checksum (sets [`FLAG_CHECKSUM`]).
+    pub checksum: Option<u64>,
+}
+
+/// Descriptor flag: the `checksum` field is valid.
+pub const FLAG_CHECKSUM: u32 = 1 << 31;
+
+/// A frame held by a consumer: its slot, identity and metadata. Give it back with
+/// [`Consumer::release`]; until then the producer cannot touch the slot.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "a claimed frame holds its slot until released"]
+pub struct Frame {
+    /// Slot index.
+    pub slot: u32,
+    /// Slot generation at claim (identifies this frame in the slot).
+    pub gen: u64,
+    /// Publish position (dense count of published frames).
+    pub pos: u64,
+    /// Sequence number (never reused; gaps are drops).
+    pub seq: u64,
+    /// Producer epoch that published it.
+    pub epoch: u64,
+    /// Metadata.
+    pub meta: FrameMeta,
+    /// Byte offset of the payload from the region start.
+    pub offset: u64,
+}
+
+/// A validated segment over a region: the entry point to every protocol.
+#[derive(Clone, Copy, Debug)]
+pub struct Segment<'a> {
+    region: Region<'a>,
+    layout: Layout,
+}
+
+/// Why [`Segment::create`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreateError {
+    /// The spec breaks a limit.
+    Spec(SpecError),
+    /// The region's size differs from the layout's.
+    RegionSize {
+        /// bytes the layout needs
+        need: u64,
+        /// bytes the region has
+        have: u64,
+    },
+}
+
+impl fmt::Display for CreateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Spec(e) => e.fmt(f),
+            Self::RegionSize { need, have } => write!(
+                f,
+                "region has {have} bytes but the layout needs exactly {need}; size the mapping with Layout::total_size"
+            ),
+        }
+    }
+}
+impl core::error::Error for CreateError {}
+
+/// Why a producer could not attach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachError {
+    /// Another producer is attached (its owner token is given). If it is dead, take over with
+    /// [`Segment::take_over_producer`].
+    Busy {
+        /// current owner token
+        owner: u64,
+    },
+    /// Owner tokens must be non-zero.
+    ZeroToken,
+}
+
+impl fmt::Display for AttachError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Busy { owner } => {
+                write!(f, "segment already has a producer (owner {owner:#x}); stop it, or take over if it is dead")
+            }
+            Self::ZeroToken => write!(f, "owner token 0 is reserved for 'no owner'"),
+        }
+    }
+}
+impl core::error::Error for AttachError {}
+
+/// Why a consumer could not register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegisterError {
+    /// All consumer entries are in use.
+    TableFull {
+        /// table size
+        max: u32,
+    },
+    /// Workers need a work-queue segment, subscribers a broadcast one.
+    WrongPattern {
+        /// the segment's pattern
+        pattern: Pattern,
+        /// what was asked for
+        kind: ConsumerKind,
+    },
+}
+
+impl fmt::Display for RegisterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TableFull { max } => write!(f, "all {max} consumer entries are in use; reclaim dead consumers or create the segment with more"),
+            Self::WrongPattern { pattern, kind } => write!(f, "a {kind:?} cannot attach to a {pattern:?} segment (workers need WorkQueue, subscribers Broadcast; Latest readers fit both)"),
+        }
+    }
+}
+impl core::error::Error for RegisterError {}
+
+/// Why the producer got no slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BeginError {
+    /// `Block` policy and every slot is in use: wait for a release and retry.
+    Full,
+    /// The frame was dropped (`DropNewest`, or `DropOldest` with nothing droppable) and counted;
+    /// its sequence number is consumed. Move on to the next frame.
+    DroppedNewest {
+        /// the skipped sequence number
+        seq: u64,
+    },
+    /// Another producer took over this segment (epoch moved); this handle is dead.
+    Superseded,
+}
+
+impl fmt::Display for BeginError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full => write!(f, "no free slot (Block policy): wait for consumers to release frames"),
+            Self::DroppedNewest { seq } => {
+                write!(f, "frame {seq} dropped: no slot could be freed (counted in dropped_newest)")
+            }
+            Self::Superseded => write!(f, "another producer took over the segment; this producer must stop"),
+        }
+    }
+}
+impl core::error::Error for BeginError {}
+
+/// Why a claim or release failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimError {
+    /// No frame is available now.
+    Empty,
+    /// This consumer was reclaimed (presumed dead); register again.
+    Evicted,
+    /// Shared memory holds an impossible value; the segment is corrupt (or a peer is hostile).
+    Corrupt,
+    /// A peer kept changing the words under us for [`RETRY_LIMIT`] attempts.
+    Contended,
+    /// Release of a frame this consumer does not hold (double release or stale handle).
+    NotHeld,
+}
+
+impl fmt::Display for ClaimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => write!(f, "no frame available"),
+            Self::Evicted => write!(f, "this consumer was reclaimed as dead (lease expired or liveness lost); register again"),
+            Self::Corrupt => write!(f, "shared control area holds impossible values: segment corrupt or a peer misbehaves; recreate the segment"),
+            Self::Contended => write!(f, "control words kept changing for {RETRY_LIMIT} attempts: a peer misbehaves"),
+            Self::NotHeld => write!(f, "frame is not held by this consumer (double release or stale frame)"),
+        }
+    }
+}
+impl core::error::Error for ClaimError {}
+
+/// Why a reclaim did not happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReclaimError {
+    /// Index outside the consumer table.
+    NoSuchEntry,
+    /// The entry is not `ALIVE` with that generation (already reclaimed or reused).
+    Stale,
+    /// The consumer is inside an operation; retry, or `force` if its process is known dead.
+    Busy,
+}
+
+impl fmt::Display for ReclaimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoSuchEntry => write!(f, "no such consumer entry"),
+            Self::Stale => write!(f, "consumer entry was already reclaimed or reused"),
+            Self::Busy => write!(f, "consumer is inside an operation; retry, or force if its process is dead"),
+        }
+    }
+}
+impl core::error::Error for ReclaimError {}
+
+/// Counter snapshot of a segment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Producer epoch (incremented by each attach).
+    pub epoch: u64,
+    /// Frames published (ring position).
+    pub write_pos: u64,
+    /// Frames offered to the producer (published + dropped newest).
+    pub next_seq: u64,
+    /// Published frames taken back unclaimed (`DropOldest`).
+    pub dropped_oldest: u64,
+    /// Frames never published (`DropNewest`, or no slot droppable).
+    pub dropped_newest: u64,
+    /// Work-queue frames claimed by workers.
+    pub delivered: u64,
+    /// Work-queue claim cursor.
+    pub claim_cursor: u64,
+    /// Slot holds cleared by `reclaim`.
+    pub reclaimed: u64,
+}
+
+/// Slot counts by kind, and holds per consumer entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    /// FREE slots.
+    pub free: u32,
+    /// WRITING slots.
+    pub writing: u32,
+    /// READY slots.
+    pub ready: u32,
+    /// TAKEN slots.
+    pub taken: u32,
+    /// READY slots no consumer holds.
+    pub ready_unheld: u32,
+    /// Slots held by each consumer entry.
+    pub held_by: [u32; MAX_CONSUMERS as usize],
+}
+
+impl<'a> Segment<'a> {
+    /// Initialises a new segment in `region` (which must be exactly `Layout::total_size` bytes;
+    /// its previous content is overwritten) and returns it.
+    ///
+    /// The header is written first with a zero magic, the control area is zeroed, and the magic
+    /// is stored last with Release, so an opener never validates a half-written header.
+    ///
+    /// # Examples
+    /// ```
+    /// use framebus_core::{Creator, FrameGeometry, HeapRegion, Layout, PixelFormat, Segment, SegmentSpec};
+    /// let spec = SegmentSpec::new(FrameGeometry::new(64, 48, PixelFormat::Bgr24), 4);
+    /// let heap = HeapRegion::for_layout(&Layout::compute(&spec).unwrap());
+    /// let seg = Segment::create(heap.region(), &spec, Creator::default()).unwrap();
+    /// assert_eq!(Segment::open(heap.region()).unwrap().layout(), seg.layout());
+    /// ```
+    ///
+    /// # Errors
+    /// [`CreateError::Spec`] for an invalid spec, [`CreateError::RegionSize`] for a region of the
+    /// wrong size.
+    pub fn create(region: Region<'a>, spec: &SegmentSpec, creator: Creator) -> Result<Self, CreateError> {
+        let layout = Layout::compute(spec).map_err(CreateError::Spec)?;
+        if region.len() as u64 != layout.total_size {
+            return Err(CreateError::RegionSize { need: layout.total_size, have: region.len() as u64 });
+        }
+        let seg = Segment { region, layout };
+        let header = layout.encode_header(&creator);
+        region.word(0).store(0, Ordering::Relaxed);
+        for (i, chunk) in header.chunks_exact(8).enumerate().skip(1) {
+            region.word(i * 8).store(u64::from_le_bytes(chunk.try_into().expect("8 bytes")), Ordering::Relaxed);
+        }
+        let mut off = 0;
+        while off < layout.control_size {
+            seg.ctl(off).store(0, Ordering::Relaxed);
+            off += 8;
+        }
+        // SYNC POINT segment-init: pairs with the Acquire load of the magic in `open`; makes
+        // the header and the zeroed control area visible before the segment looks valid.
+        region.word(0).store(u64::from_le_bytes(header[..8].try_into().expect("8 bytes")), Ordering::Release);
+        Ok(seg)
+    }
+
+    /// Validates the header of an existing segment in `region`.
+    ///
+    /// # Errors
+    /// A [`HeaderError`] naming what is wrong with the header.
+    pub fn open(region: Region<'a>) -> Result<Self, HeaderError> {
+        if (region.len() as u64) < HEADER_SIZE {
+            return Err(HeaderError::TooSmall { len: region.len() as u64 });
+        }
+        let (layout, _) = Self::read_header(region)?;
+        Ok(Segment { region, layout })
+    }
+
+    /// Reads and validates the header, returning the creator too.
+    ///
+    /// # Errors
+    /// As [`Segment::open`].
+    pub fn read_header(region: Region<'a>) -> Result<(Layout, Creator), HeaderError> {
+        if (region.len() as u64) < HEADER_SIZE {
+            return Err(HeaderError::TooSmall { len: region.len() as u64 });
+        }
+        let mut bytes = [0u8; HEADER_USED];
+        // SYNC POINT segment-init: pairs with the Release store of the magic in `create`.
+        let magic = region.word(0).load(Ordering::Acquire);
+        bytes[..8].copy_from_slice(&magic.to_le_bytes());
+        for i in 1..HEADER_USED / 8 {
+            bytes[i * 8..i * 8 + 8].copy_from_slice(&region.word(i * 8).load(Ordering::Relaxed).to_le_bytes());
+        }
+        Layout::decode_header(&bytes, region.len() as u64)
+    }
+
+    /// The validated layout.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The region.
+    pub fn region(&self) -> Region<'a> {
+        self.region
+    }
+
+    #[inline]
+    fn ctl(&self, rel: u64) -> &'a AtomicU64 {
+        self.region.word((self.layout.control_offset + rel) as usize)
+    }
+
+    #[inline]
+    fn slot_word(&self, slot: u32, field: u64) -> &'a AtomicU64 {
+        debug_assert!(slot < self.layout.spec.slot_count, "slot index {slot} unchecked");
+        self.ctl(self.layout.ctl_slots + u64::from(slot) * LINE + field)
+    }
+
+    #[inline]
+    fn ring_cell(&self, pos: u64) -> &'a AtomicU64 {
+        let r = u64::from(self.layout.ring_capacity);
+        self.ctl(self.layout.ctl_ring + (pos & (r - 1)) * 8)
+    }
+
+    #[inline]
+    fn entry(&self, idx: u32, field: u64) -> &'a AtomicU64 {
+        debug_assert!(idx < self.layout.spec.max_consumers, "entry index {idx} unchecked");
+        self.ctl(self.layout.ctl_consumers + u64::from(idx) * LINE + field)
+    }
+
+    /// The decoded state of slot `slot` (for inspection and tests; racy by nature).
+    ///
+    /// # Panics
+    /// When `slot` is not below the slot count.
+    pub fn slot_state(&self, slot: u32) -> SlotState {
+        assert!(slot < self.layout.spec.slot_count);
+        SlotState::decode(self.slot_word(slot, ctl::slot::STATE).load(Ordering::Acquire))
+    }
+
+    /// The decoded state of consumer entry `idx`.
+    ///
+    /// # Panics
+    /// When `idx` is not below the consumer table size.
+    pub fn entry_state(&self, idx: u32) -> EntryState {
+        assert!(idx < self.layout.spec.max_consumers);
+        EntryState::decode(self.entry(idx, ctl::consumer::STATE).load(Ordering::Acquire))
+    }
+
+    /// Per-consumer counters `(delivered, skipped, cursor, joined_pos)` of entry `idx`.
+    ///
+    /// # Panics
+    /// When `idx` is not below the consumer table size.
+    pub fn entry_counters(&self, idx: u32) -> (u64, u64, u64, u64) {
+        assert!(idx < self.layout.spec.max_consumers);
+        let r = |f| self.entry(idx, f).load(Ordering::Acquire);
+        (r(ctl::consumer::DELIVERED), r(ctl::consumer::SKIPPED), r(ctl::consumer::CURSOR), r(ctl::consumer::JOINED_POS))
+    }
+
+    /// Owner token and lease deadline of consumer entry `idx` (for the platform's liveness check).
+    ///
+    /// # Panics
+    /// When `idx` is not below the consumer table size.
+    pub fn entry_owner(&self, idx: u32) -> (u64, u64) {
+        assert!(idx < self.layout.spec.max_consumers);
+        (
+            self.entry(idx, ctl::consumer::OWNER).load(Ordering::Acquire),
+            self.entry(idx, ctl::consumer::LEASE_NS).load(Ordering::Acquire),
+        )
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        let r = |f| self.ctl(f).load(Ordering::Acquire);
+        Stats {
+            epoch: r(ctl::EPOCH),
+            write_pos: r(ctl::WRITE_POS),
+            next_seq: r(ctl::NEXT_SEQ),
+            dropped_oldest: r(ctl::DROPPED_OLDEST),
+            dropped_newest: r(ctl::DROPPED_NEWEST),
+            delivered: r(ctl::DELIVERED),
+            claim_cursor: r(ctl::CLAIM_CURSOR),
+            reclaimed: r(ctl::RECLAIMED),
+        }
+    }
+
+    /// Counts slots by kind and holds per consumer (exact when nothing runs concurrently).
+    pub fn census(&self) -> Census {
+        let mut c = Census::default();
+        for s in 0..self.layout.spec.slot_count {
+            let st = self.slot_state(s);
+            match st.kind {
+                SlotKind::Free => c.free += 1,
+                SlotKind::Writing => c.writing += 1,
+                SlotKind::Ready => {
+                    c.ready += 1;
+                    if st.holders == 0 {
+                        c.ready_unheld += 1;
+                    }
+                }
+                SlotKind::Taken => c.taken += 1,
+            }
+            for (i, h) in c.held_by.iter_mut().enumerate() {
+                *h += u32::from(st.holders >> i & 1);
+            }
+        }
+        c
+    }
+
+    /// Attaches the one producer, identified by a non-zero platform `token`.
+    ///
+    /// Bumps the epoch and recovers slots a previous (dead) producer left mid-write.
+    ///
+    /// # Examples
+    /// ```
+    /// # use framebus_core::*;
+    /// # let spec = SegmentSpec::new(FrameGeometry::new(8, 8, PixelFormat::Gray8), 2);
+    /// # let heap = HeapRegion::for_layout(&Layout::compute(&spec).unwrap());
+    /// let seg = Segment::create(heap.region(), &spec, Creator::default()).unwrap();
+    /// let p = seg.attach_producer(42).unwrap();
+    /// assert!(seg.attach_producer(43).is_err()); // unique
+    /// drop(p); // detaches
+    /// assert!(seg.attach_producer(43).is_ok());
+    /// ```
+    ///
+    /// # Errors
+    /// [`AttachError::Busy`] when a producer is attached, [`AttachError::ZeroToken`] for token 0.
+    pub fn attach_producer(&self, token: u64) -> Result<Producer<'a>, AttachError> {
+        self.take_over_producer(token, 0)
+    }
+
+    /// Attaches a producer in place of the one with token `dead` (which the caller has found
+    /// dead), or of none when `dead` is 0.
+    ///
+    /// # Errors
+    /// As [`Segment::attach_producer`].
+    pub fn take_over_producer(&self, token: u64, dead: u64) -> Result<Producer<'a>, AttachError> {
+        if token == 0 {
+            return Err(AttachError::ZeroToken);
+        }
+        self.ctl(ctl::PRODUCER_OWNER)
+            .compare_exchange(dead, token, Ordering::AcqRel, Ordering::Acquire)
+            .map_err(|owner| AttachError::Busy { owner })?;
+        let epoch = self.ctl(ctl::EPOCH).fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+        let write_pos = self.ctl(ctl::WRITE_POS).load(Ordering::Acquire);
+        let next_seq = self.ctl(ctl::NEXT_SEQ).load(Ordering::Acquire).max(write_pos);
+        // Recovery: slots the previous producer was writing, or had marked READY without
+        // advancing `write_pos` (so no consumer can have seen them), become FREE again.
+        for s in 0..self.layout.spec.slot_count {
+            let w = self.slot_word(s, ctl::slot::STATE);
+            let st = SlotState::decode(w.load(Ordering::Acquire));
+            let unpublished = st.kind == SlotKind::Ready
+                && st.holders == 0
+                && self.slot_word(s, ctl::slot::POS).load(Ordering::Relaxed) >= write_pos;
+            if st.kind == SlotKind::Writing || unpublished {
+                // A CAS, not a store: a hostile peer may be changing the word; then we leave it.
+                let _ = w.compare_exchange(
+                    st.encode(),
+                    st.with(SlotKind::Free, 0).encode(),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
+            }
+        }
+        Ok(Producer { seg: *self, token, epoch, write_pos, next_seq, hint: 0 })
+    }
+
+    /// Registers a consumer of `kind`, owned by platform `token` (liveness is the platform's).
+    /// Subscribers and latest readers start at the next frame to be published.
+    ///
+    /// # Errors
+    /// [`RegisterError::TableFull`] or [`RegisterError::WrongPattern`].
+    pub fn register(&self, kind: ConsumerKind, token: u64) -> Result<Consumer<'a>, RegisterError> {
+        let pattern = self.layout.spec.pattern;
+        match (kind, pattern) {
+            (ConsumerKind::Worker, Pattern::Broadcast) | (ConsumerKind::Subscriber, Pattern::WorkQueue) => {
+                return Err(RegisterError::WrongPattern { pattern, kind });
+            }
+            _ => {}
+        }
+        for idx in 0..self.layout.spec.max_consumers {
+            let w = self.entry(idx, ctl::consumer::STATE);
+            let cur = w.load(Ordering::Acquire);
+            let st = EntryState::decode(cur);
+            if u64::from(st.status) != ENTRY_FREE {
+                continue;
+            }
+            let busy = entry_word(ENTRY_ALIVE, true, kind as u64, st.gen);
+            if w.compare_exchange(cur, busy, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+                continue;
+            }
+            let start = self.ctl(ctl::WRITE_POS).load(Ordering::Acquire);
+            for (f, v) in [
+                (ctl::consumer::OWNER, token),
+                (ctl::consumer::LEASE_NS, 0),
+                (ctl::consumer::CURSOR, start),
+                (ctl::consumer::DELIVERED, 0),
+                (ctl::consumer::SKIPPED, 0),
+                (ctl::consumer::JOINED_POS, start),
+            ] {
+                self.entry(idx, f).store(v, Ordering::Relaxed);
+            }
+            // SYNC POINT entry-alive: pairs with the Acquire loads of the entry state in
+            // `Producer::min_cursor` and `reclaim`; publishes the initialised counters.
+            w.store(entry_word(ENTRY_ALIVE, false, kind as u64, st.gen), Ordering::Release);
+            return Ok(Consumer { seg: *self, idx, gen: st.gen, kind, cursor: start, delivered: 0, skipped: 0 });
+        }
+        Err(RegisterError::TableFull { max: self.layout.spec.max_consumers })
+    }
+
+    /// Evicts consumer entry `idx` of generation `gen`: clears its holds from every slot (a
+    /// worker's frames become FREE) and frees the entry for reuse under generation `gen + 1`.
+    /// Returns how many holds were cleared.
+    ///
+    /// Without `force`, an entry inside an operation is left alone ([`ReclaimError::Busy`]); pass
+    /// `force` only when the owning process is known to be dead (it can then never resume).
+    /// A late operation of the evicted consumer returns [`ClaimError::Evicted`] and has no effect.
+    ///
+    /// # Errors
+    /// [`ReclaimError`] when nothing was done.
+    pub fn reclaim(&self, idx: u32, gen: u32, force: bool) -> Result<u32, ReclaimError> {
+        if idx >= self.layout.spec.max_consumers {
+            return Err(ReclaimError::NoSuchEntry);
+        }
+        let w = self.entry(idx, ctl::consumer::STATE);
+        let mut cur = w.load(Ordering::Acquire);
+        loop {
+            let st = EntryState::decode(cur);
+            if u64::from(st.status) != ENTRY_ALIVE || st.gen != gen {
+                return Err(ReclaimError::Stale);
+            }
+            if st.busy && !force {
+                return Err(ReclaimError::Busy);
+            }
+            // SYNC POINT entry-evict: the CAS is ordered against the consumer's bracket CAS in
+            // `Consumer::enter` (same word): exactly one of them wins.
+            match w.compare_exchange(
+                cur,
+                entry_word(ENTRY_RECLAIMING, false, 0, gen),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => cur = now,
+            }
+        }
+        let cleared = self.clear_holds(idx);
+        self.ctl(ctl::RECLAIMED).fetch_add(u64::from(cleared), Ordering::Relaxed);
+        // SYNC POINT entry-free: pairs with the Acquire load in `register`; the entry may be
+        // reused only after every hold was cleared.
+        w.store(entry_word(ENTRY_FREE, false, 0, gen.wrapping_add(1)), Ordering::Release);
+        Ok(cleared)
+    }
+
+    fn clear_holds(&self, idx: u32) -> u32 {
+        let bit = 1u16 << idx;
+        let mut cleared = 0;
+        for s in 0..self.layout.spec.slot_count {
+            let w = self.slot_word(s, ctl::slot::STATE);
+            let mut cur = w.load(Ordering::Acquire);
+            for _ in 0..RETRY_LIMIT {
+                let st = SlotState::decode(cur);
+                if st.holders & bit == 0 || !matches!(st.kind, SlotKind::Ready | SlotKind::Taken) {
+                    break;
+                }
+                let next = released(st, bit);
+                // SYNC POINT slot-release (by reclaim): as in `Consumer::release`.
+                match w.compare_exchange(cur, next.encode(), Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => {
+                        cleared += 1;
+                        break;
+                    }
+                    Err(now) => cur = now,
+                }
+            }
+        }
+        cleared
+    }
+
+    /// Frame-wake word (low 32 bits are the futex word) and waiter count, for the platform.
+    pub fn frame_wake_words(&self) -> (&'a AtomicU64, &'a AtomicU64) {
+        (self.ctl(ctl::FRAME_WAKE), self.ctl(ctl::FRAME_WAITERS))
+    }
+
+    /// Space-wake word and waiter count (the producer sleeps here under `Block`).
+    pub fn space_wake_words(&self) -> (&'a AtomicU64, &'a AtomicU64) {
+        (self.ctl(ctl::SPACE_WAKE), self.ctl(ctl::SPACE_WAITERS))
+    }
+
+    fn read_frame(&self, slot: u32, gen: u64) -> Frame {
+        let r = |f| self.slot_word(slot, f).load(Ordering::Relaxed);
+        let wh = r(ctl::slot::WIDTH_HEIGHT);
+        let ff = r(ctl::slot::FORMAT_FLAGS);
+        let flags = (ff >> 32) as u32;
+        Frame {
+            slot,
+            gen,
+            pos: r(ctl::slot::POS),
+            seq: r(ctl::slot::SEQ),
+            epoch: r(ctl::slot::EPOCH),
+            meta: FrameMeta {
+                capture_ns: r(ctl::slot::CAPTURE_NS),
+                pts_ns: r(ctl::slot::PTS_NS),
+                width: wh as u32,
+                height: (wh >> 32) as u32,
+                pixel_format: ff as u32,
+                flags: flags & !FLAG_CHECKSUM,
+                // A hostile peer could write any length: clamp to the slot so readers stay in bounds.
+                payload_len: r(ctl::slot::PAYLOAD_LEN).min(self.layout.spec.slot_payload_size),
+                checksum: (flags & FLAG_CHECKSUM != 0).then(|| r(ctl::slot::CHECKSUM)),
+            },
+            offset: self.layout.slot_offset(slot),
+        }
+    }
+
+    /// Wakes-needed check shared by publish and release: the waker's half of the sleep
+    /// handshake. The sleeper increments `waiters`, issues a SeqCst fence, then re-checks its
+    /// condition before sleeping; the waker changes the condition, issues a SeqCst fence, then
+    /// reads `waiters`. The two fences order the pairs so at least one side sees the other.
+    fn bump_if_waiters(&self, wake: u64, waiters: u64) -> bool {
+        fence(Ordering::SeqCst);
+        if self.ctl(waiters).load(Ordering::Relaxed) != 0 {
+            self.ctl(wake).fetch_add(1, Ordering::Release);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+const fn released(st: SlotState, bit: u16) -> SlotState {
+    let holders = st.holders & !bit;
+    match st.kind {
+        SlotKind::Taken if holders == 0 => st.with(SlotKind::Free, 0),
+        k => st.with(k, holders),
+    }
+}
+
+/// The unique producer endpoint. Dropping it detaches (another producer may then attach).
+#[derive(Debug)]
+pub struct Producer<'a> {
+    seg: Segment<'a>,
+    token: u64,
+    epoch: u64,
+    /// Cached copy of `write_pos` (the producer is its only writer).
+    write_pos: u64,
+    /// Cached copy of `next_seq`.
+    next_seq: u64,
+    hint: u32,
+}
+
+/// A slot the producer holds for writing. Publish it, or drop it to give the slot back.
+#[derive(Debug)]
+#[must_use = "publish the slot or it is given back unpublished"]
+pub struct WriteSlot<'p, 'a> {
+    producer: &'p mut Producer<'a>,
+    slot: u32,
+    state: SlotState,
+    /// True when this slot was obtained by dropping an unclaimed frame.
+    pub dropped_oldest: bool,
+}
+
+/// What a publish did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// Sequence number given to the frame.
+    pub seq: u64,
+    /// Publish position.
+    pub pos: u64,
+    /// Consumers are sleeping: the platform must wake the frame-wake word.
+    pub wake: bool,
+}
+
+impl<'a> Producer<'a> {
+    /// The segment.
+    pub fn segment(&self) -> &Segment<'a> {
+        &self.seg
+    }
+
+    /// The epoch this producer attached at.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Acquires a slot to write the next frame into, applying the segment's overflow policy.
+    ///
+    /// # Examples
+    /// ```
+    /// # use framebus_core::*;
+    /// # let spec = SegmentSpec::new(FrameGeometry::new(4, 2, PixelFormat::Gray8), 2);
+    /// # let heap = HeapRegion::for_layout(&Layout::compute(&spec).unwrap());
+    /// # let seg = Segment::create(heap.region(), &spec, Creator::default()).unwrap();
+    /// let mut producer = seg.attach_producer(1).unwrap();
+    /// let mut worker = seg.register(ConsumerKind::Worker, 2).unwrap();
+    /// let mut slot = producer.begin().unwrap();
+    /// slot.write(0, &[7; 8]);
+    /// let published = slot.publish(FrameMeta { payload_len: 8, ..FrameMeta::default() });
+    /// let frame = worker.claim().unwrap();
+    /// let mut buf = [0; 8];
+    /// worker.read(&frame, 0, &mut buf);
+    /// assert_eq!((frame.seq, buf), (published.seq, [7; 8]));
+    /// worker.release(frame).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`BeginError::Full`] under `Block` when no slot is free, [`BeginError::DroppedNewest`] when
+    /// the frame is dropped (counted), [`BeginError::Superseded`] after a takeover.
+    pub fn begin(&mut self) -> Result<WriteSlot<'_, 'a>, BeginError> {
+        if self.seg.ctl(ctl::PRODUCER_OWNER).load(Ordering::Acquire) != self.token {
+            return Err(BeginError::Superseded);
+        }
+        let spec = self.seg.layout.spec;
+        let n = spec.slot_count;
+        for _ in 0..RETRY_LIMIT {
+            // 1. A FREE slot, scanning from the last one used.
+            for i in 0..n {
+                let s = (self.hint + i) % n;
+                let w = self.seg.slot_word(s, ctl::slot::STATE);
+                let cur = w.load(Ordering::Relaxed);
+                let st = SlotState::decode(cur);
+                if st.kind == SlotKind::Free {
+                    if let Some(state) = self.try_take(s, st, false) {
+                        return Ok(WriteSlot { producer: self, slot: s, state, dropped_oldest: false });
+                    }
+                }
+            }
+            // 2. A READY slot nobody holds: consumed by every subscriber (recycle), or the
+            //    oldest unclaimed frame under DropOldest (drop).
+            let min_cursor = match spec.pattern {
+                Pattern::Broadcast => self.min_cursor(),
+                Pattern::WorkQueue => 0,
+            };
+            let mut best: Option<(u32, SlotState, u64)> = None;
+            for s in 0..n {
+                let st = SlotState::decode(self.seg.slot_word(s, ctl::slot::STATE).load(Ordering::Relaxed));
+                if st.kind != SlotKind::Ready || st.holders != 0 {
+                    continue;
+                }
+                let pos = self.seg.slot_word(s, ctl::slot::POS).load(Ordering::Relaxed);
+                let consumed = pos < min_cursor;
+                if (consumed || spec.policy == OverflowPolicy::DropOldest) && best.is_none_or(|(_, _, p)| pos < p) {
+                    best = Some((s, st, pos));
+                }
+            }
+            match best {
+                Some((s, st, pos)) => {
+                    let drop = pos >= min_cursor;
+                    if let Some(state) = self.try_take(s, st, drop) {
+                        return Ok(WriteSlot { producer: self, slot: s, state, dropped_oldest: drop });
+                    }
+                    // Lost a race with a consumer: look again.
+                }
+                None => {
+                    return match spec.policy {
+                        OverflowPolicy::Block => Err(BeginError::Full),
+                        OverflowPolicy::DropNewest | OverflowPolicy::DropOldest => Err(self.drop_newest()),
+                    }
+                }
+            }
+        }
+        Err(self.drop_newest())
+    }
+
+    /// CASes slot `s` from `st` to WRITING; returns the new state on success.
+    fn try_take(&mut self, s: u32, st: SlotState, drop: bool) -> Option<SlotState> {
+        let w = self.seg.slot_word(s, ctl::slot::STATE);
+        let next = SlotState { gen: (st.gen + 1) & GEN_MASK, kind: SlotKind::Writing, holders: 0 };
+        // SYNC POINT slot-release: Acquire pairs with the Release CAS of the last holder in
+        // `Consumer::release` / `Segment::clear_holds`: their payload reads happen before our writes.
+        w.compare_exchange(st.encode(), next.encode(), Ordering::Acquire, Ordering::Relaxed).ok()?;
+        if drop {
+            let d = self.seg.ctl(ctl::DROPPED_OLDEST);
+            // Written only by the producer: a load/store pair is enough.
+            d.store(d.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
+        self.hint = (s + 1) % self.seg.layout.spec.slot_count;
+        Some(next)
+    }
+
+    fn drop_newest(&mut self) -> BeginError {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let d = self.seg.ctl(ctl::DROPPED_NEWEST);
+        d.store(d.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        // SYNC POINT next-seq: pairs with Acquire loads in `Segment::stats`.
+        self.seg.ctl(ctl::NEXT_SEQ).store(self.next_seq, Ordering::Release);
+        BeginError::DroppedNewest { seq }
+    }
+
+    /// Smallest cursor of the live subscribers (`u64::MAX` when there are none).
+    fn min_cursor(&self) -> u64 {
+        let mut min = u64::MAX;
+        for idx in 0..self.seg.layout.spec.max_consumers {
+            // SYNC POINT entry-alive: pairs with the Release store in `register`.
+            let st = EntryState::decode(self.seg.entry(idx, ctl::consumer::STATE).load(Ordering::Acquire));
+            if u64::from(st.status) != ENTRY_FREE && st.kind == Some(ConsumerKind::Subscriber) {
+                // SYNC POINT subscriber-cursor: pairs with the Release store in `Consumer::claim_broadcast`.
+                min = min.min(self.seg.entry(idx, ctl::consumer::CURSOR).load(Ordering::Acquire));
+            }
+        }
+        min
+    }
+
+    /// Checks whether the producer should wake itself up: true when a slot could be acquired.
+    /// For the platform's sleep loop (re-check after announcing a waiter).
+    pub fn has_space(&self) -> bool {
+        let spec = self.seg.layout.spec;
+        let min_cursor = if spec.pattern == Pattern::Broadcast { self.min_cursor() } else { 0 };
+        (0..spec.slot_count).any(|s| {
+            let st = SlotState::decode(self.seg.slot_word(s, ctl::slot::STATE).load(Ordering::Acquire));
+            st.kind == SlotKind::Free
+                || (st.kind == SlotKind::Ready
+                    && st.holders == 0
+                    && self.seg.slot_word(s, ctl::slot::POS).load(Ordering::Relaxed) < min_cursor)
+        })
+    }
+}
+
+impl Drop for Producer<'_> {
+    fn drop(&mut self) {
+        // Detach only if we are still the owner (a takeover may have replaced us).
+        let _ = self.seg.ctl(ctl::PRODUCER_OWNER).compare_exchange(self.token, 0, Ordering::AcqRel, Ordering::Relaxed);
+    }
+}
+
+impl<'a> WriteSlot<'_, 'a> {
+    /// Slot index.
+    pub fn slot(&self) -> u32 {
+        self.slot
+    }
+
+    /// Bytes available in the slot.
+    pub fn capacity(&self) -> u64 {
+        self.producer.seg.layout.spec.slot_payload_size
+    }
+
+    /// Byte offset of the payload from the region start.
+    pub fn offset(&self) -> u64 {
+        self.producer.seg.layout.slot_offset(self.slot)
+    }
+
+    /// Raw pointer to the payload, for writing in place (a decoder, a DMA engine). Valid for
+    /// [`WriteSlot::capacity`] bytes until the slot is published or dropped.
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        // The offset is inside the region: the layout was validated against the region size.
+        self.producer.seg.region.base().as_ptr().wrapping_add(self.offset() as usize)
+    }
+
+    /// Copies `bytes` into the payload at `at`.
+    ///
+    /// # Panics
+    /// When `at + bytes.len()` exceeds the slot capacity.
+    pub fn write(&mut self, at: u64, bytes: &[u8]) {
+        assert!(
+            at.checked_add(bytes.len() as u64).is_some_and(|e| e <= self.capacity()),
+            "write past the end of the slot"
+        );
+        let seg = self.producer.seg;
+        seg.region.tracker(self.slot as usize).write(|| {
+            // SAFETY: the slot is WRITING and owned by this producer; range checked above.
+            unsafe { seg.region.copy_in((self.offset() + at) as usize, bytes) }
+        });
+    }
+
+    /// Publishes the frame with `meta`, giving it the next sequence number.
+    pub fn publish(self, meta: FrameMeta) -> Published {
+        let p = &mut *self.producer;
+        let seg = p.seg;
+        let (slot, st) = (self.slot, self.state);
+        let (pos, seq) = (p.write_pos, p.next_seq);
+        let flags = meta.flags & !FLAG_CHECKSUM | if meta.checksum.is_some() { FLAG_CHECKSUM } else { 0 };
+        for (f, v) in [
+            (ctl::slot::POS, pos),
+            (ctl::slot::SEQ, seq),
+            (ctl::slot::CAPTURE_NS, meta.capture_ns),
+            (ctl::slot::PTS_NS, meta.pts_ns),
+            (ctl::slot::WIDTH_HEIGHT, u64::from(meta.width) | u64::from(meta.height) << 32),
+            (ctl::slot::FORMAT_FLAGS, u64::from(meta.pixel_format) | u64::from(flags) << 32),
+            (ctl::slot::PAYLOAD_LEN, meta.payload_len),
+            (ctl::slot::CHECKSUM, meta.checksum.unwrap_or(0)),
+            (ctl::slot::EPOCH, p.epoch),
+        ] {
+            seg.slot_word(slot, f).store(v, Ordering::Relaxed);
+        }
+        // SYNC POINT slot-ready: pairs with the Acquire claim CAS in `Consumer::claim*`; makes
+        // the payload and descriptor visible to whoever claims the slot.
+        seg.slot_word(slot, ctl::slot::STATE).store(st.with(SlotKind::Ready, 0).encode(), Ordering::Release);
+        // SYNC POINT ring-cell: pairs with the Acquire load of the cell in `Consumer::claim*`.
+        seg.ring_cell(pos).store((pos & POS_MASK) << 16 | u64::from(slot), Ordering::Release);
+        p.write_pos = pos + 1;
+        p.next_seq = seq + 1;
+        // SYNC POINT write-pos: pairs with the Acquire loads of `write_pos` in `Consumer::claim*`;
+        // the cell is written before any consumer can look for position `pos`.
+        seg.ctl(ctl::WRITE_POS).store(p.write_pos, Ordering::Release);
+        seg.ctl(ctl::NEXT_SEQ).store(p.next_seq, Ordering::Release);
+        let wake = seg.bump_if_waiters(ctl::FRAME_WAKE, ctl::FRAME_WAITERS);
+        core::mem::forget(self);
+        Published { seq, pos, wake }
+    }
+}
+
+impl Drop for WriteSlot<'_, '_> {
+    fn drop(&mut self) {
+        // Unpublished: give the slot back. Plain store: nobody else writes a WRITING word.
+        // SYNC POINT slot-release (by the producer): Release, though nobody read the payload.
+        let w = self.producer.seg.slot_word(self.slot, ctl::slot::STATE);
+        w.store(self.state.with(SlotKind::Free, 0).encode(), Ordering::Release);
+    }
+}
+
+/// A registered consumer (worker, subscriber or latest reader). Not `Sync`: one thread uses it.
+#[derive(Debug)]
+pub struct Consumer<'a> {
+    seg: Segment<'a>,
+    idx: u32,
+    gen: u32,
+    kind: ConsumerKind,
+    /// Next position to read (subscriber / latest); the shared copy is written for the producer.
+    cursor: u64,
+    delivered: u64,
+    skipped: u64,
+}
+
+impl<'a> Consumer<'a> {
+    /// Consumer-table index (the bit this consumer sets in slot holder masks).
+    pub fn index(&self) -> u32 {
+        self.idx
+    }
+
+    /// Entry generation (pass to [`Segment::reclaim`]).
+    pub fn generation(&self) -> u32 {
+        self.gen
+    }
+
+    /// Consumer kind.
+    pub fn kind(&self) -> ConsumerKind {
+        self.kind
+    }
+
+    /// The segment.
+    pub fn segment(&self) -> &Segment<'a> {
+        &self.seg
+    }
+
+    /// Frames delivered to this consumer and frames it skipped (broadcast/latest).
+    pub fn counts(&self) -> (u64, u64) {
+        (self.delivered, self.skipped)
+    }
+
+    /// Sets the lease deadline the platform's reaper checks (platform clock, ns).
+    pub fn set_lease(&self, deadline_ns: u64) {
+        self.seg.entry(self.idx, ctl::consumer::LEASE_NS).store(deadline_ns, Ordering::Relaxed);
+    }
+
+    fn alive_word(&self, busy: bool) -> u64 {
+        entry_word(ENTRY_ALIVE, busy, self.kind as u64, self.gen)
+    }
+
+    /// Opens the busy bracket; fails once the entry was reclaimed.
+    fn enter(&self) -> Result<(), ClaimError> {
+        // SYNC POINT entry-evict: CAS on the same word as `Segment::reclaim`; if reclaim won,
+        // we see RECLAIMING/FREE and stop; if we won, reclaim sees busy and waits.
+        self.seg
+            .entry(self.idx, ctl::consumer::STATE)
+            .compare_exchange(self.alive_word(false), self.alive_word(true), Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| ())
+            .map_err(|_| ClaimError::Evicted)
+    }
+
+    fn leave(&self) {
+        // Release: everything done inside the bracket is visible to a reclaimer that sees idle.
+        // A CAS so that a forced reclaim that already took the entry is not undone.
+        let _ = self.seg.entry(self.idx, ctl::consumer::STATE).compare_exchange(
+            self.alive_word(true),
+            self.alive_word(false),
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
+    }
+
+    fn bracket<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, ClaimError>) -> Result<T, ClaimError> {
+        self.enter()?;
+        let r = f(self);
+        self.leave();
+        r
+    }
+
+    /// Claims the next frame according to this consumer's kind.
+    ///
+    /// # Errors
+    /// [`ClaimError::Empty`] when nothing is available, [`ClaimError::Evicted`] after a reclaim,
+    /// [`ClaimError::Corrupt`] / [`ClaimError::Contended`] for hostile shared state.
+    pub fn claim(&mut self) -> Result<Frame, ClaimError> {
+        self.bracket(|c| match c.kind {
+            ConsumerKind::Worker => c.claim_work(),
+            ConsumerKind::Subscriber => c.claim_broadcast(),
+            ConsumerKind::Latest => c.claim_latest(),
+        })
+    }
+
+    /// Tries to add our hold to the frame at `pos` if the ring still maps it to a READY slot.
+    /// `Ok(None)` means the frame is gone (claimed exclusively, dropped, or its slot reused).
+    fn try_hold(&self, pos: u64, exclusive: bool) -> Result<Option<Frame>, ClaimError> {
+        let seg = &self.seg;
+        // SYNC POINT ring-cell: pairs with the Release store in `WriteSlot::publish`.
+        let cell = seg.ring_cell(pos).load(Ordering::Acquire);
+        if cell >> 16 != pos & POS_MASK {
+            return Ok(None);
+        }
+        let slot = (cell & 0xFFFF) as u32;
+        if slot >= seg.layout.spec.slot_count {
+            return Err(ClaimError::Corrupt);
+        }
+        let w = seg.slot_word(slot, ctl::slot::STATE);
+        let bit = 1u16 << self.idx;
+        let mut cur = w.load(Ordering::Acquire);
+        for _ in 0..RETRY_LIMIT {
+            let st = SlotState::decode(cur);
+            let claimable = match st.kind {
+                SlotKind::Ready => true,
+                SlotKind::Taken => !exclusive,
+                _ => false,
+            };
+            // The descriptor's position is read before the CAS; the CAS succeeding proves the
+            // state (and so the descriptor, written only in WRITING) did not change in between.
+            if !claimable || seg.slot_word(slot, ctl::slot::POS).load(Ordering::Relaxed) != pos {
+                return Ok(None);
+            }
+            if st.holders & bit != 0 {
+                return Err(ClaimError::Corrupt);
+            }
+            let kind = if exclusive { SlotKind::Taken } else { st.kind };
+            // SYNC POINT slot-ready: Acquire pairs with the Release store in `WriteSlot::publish`
+            // (and the release sequence of later holder CASes).
+            match w.compare_exchange(cur, st.with(kind, st.holders | bit).encode(), Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Ok(Some(seg.read_frame(slot, st.gen))),
+                Err(now) => cur = now,
+            }
+        }
+        Err(ClaimError::Contended)
+    }
+
+    fn claim_work(&mut self) -> Result<Frame, ClaimError> {
+        let seg = self.seg;
+        let cursor = seg.ctl(ctl::CLAIM_CURSOR);
+        for _ in 0..RETRY_LIMIT {
+            // SYNC POINT claim-cursor: Acquire pairs with the AcqRel CAS that advanced it.
+            let c = cursor.load(Ordering::Acquire);
+            // SYNC POINT write-pos: pairs with the Release store in `WriteSlot::publish`.
+            let wp = seg.ctl(ctl::WRITE_POS).load(Ordering::Acquire);
+            if c >= wp {
+                if c > wp {
+                    return Err(ClaimError::Corrupt);
+                }
+                return Err(ClaimError::Empty);
+            }
+            match self.try_hold(c, true)? {
+                Some(frame) => {
+                    // Move the cursor on; if someone else already did, fine.
+                    let _ = cursor.compare_exchange(c, c + 1, Ordering::AcqRel, Ordering::Relaxed);
+                    seg.ctl(ctl::DELIVERED).fetch_add(1, Ordering::Relaxed);
+                    self.delivered += 1;
+                    return Ok(frame);
+                }
+                None => {
+                    // Frame `c` has left READY for good (claimed, dropped, or its cell reused):
+                    // help move the cursor past it, then look again.
+                    let _ = cursor.compare_exchange(c, c + 1, Ordering::AcqRel, Ordering::Relaxed);
+                }
+            }
+        }
+        Err(ClaimError::Contended)
+    }
+
+    fn store_cursor(&self) {
+        // SYNC POINT subscriber-cursor: pairs with the Acquire load in `Producer::min_cursor`.
+        self.seg.entry(self.idx, ctl::consumer::CURSOR).store(self.cursor, Ordering::Release);
+        self.seg.entry(self.idx, ctl::consumer::DELIVERED).store(self.delivered, Ordering::Relaxed);
+        self.seg.entry(self.idx, ctl::consumer::SKIPPED).store(self.skipped, Ordering::Relaxed);
+    }
+
+    fn claim_broadcast(&mut self) -> Result<Frame, ClaimError> {
+        let seg = self.seg;
+        let ring = u64::from(seg.layout.ring_capacity);
+        let mut result = Err(ClaimError::Contended);
+        for _ in 0..RETRY_LIMIT {
+            // SYNC POINT write-pos: pairs with the Release store in `WriteSlot::publish`.
+            let wp = seg.ctl(ctl::WRITE_POS).load(Ordering::Acquire);
+            if self.cursor >= wp {
+                result = Err(if self.cursor > wp { ClaimError::Corrupt } else { ClaimError::Empty });
+                break;
+            }
+            if wp - self.cursor > ring {
+                // Cells before wp - ring are overwritten: those frames are gone for us.
+                self.skipped += wp - ring - self.cursor;
+                self.cursor = wp - ring;
+            }
+            match self.try_hold(self.cursor, false) {
+                Ok(Some(frame)) => {
+                    self.cursor += 1;
+                    self.delivered += 1;
+                    result = Ok(frame);
+                    break;
+                }
+                Ok(None) => {
+                    self.cursor += 1;
+                    self.skipped += 1;
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.store_cursor();
+        result
+    }
+
+    fn claim_latest(&mut self) -> Result<Frame, ClaimError> {
+        let seg = self.seg;
+        let ring = u64::from(seg.layout.ring_capacity);
+        // SYNC POINT write-pos: pairs with the Release store in `WriteSlot::publish`.
+        let wp = seg.ctl(ctl::WRITE_POS).load(Ordering::Acquire);
+        if wp <= self.cursor {
+            return Err(if wp < self.cursor { ClaimError::Corrupt } else { ClaimError::Empty });
+        }
+        // Newest first; fall back to older frames if the newest was recycled meanwhile.
+        let oldest = self.cursor.max(wp.saturating_sub(ring));
+        let mut pos = wp;
+        while pos > oldest {
+            pos -= 1;
+            if let Some(frame) = self.try_hold(pos, false)? {
+                self.skipped += pos - self.cursor;
+                self.cursor = pos + 1;
+                self.delivered += 1;
+                self.store_cursor();
+                return Ok(frame);
+            }
+        }
+        Err(ClaimError::Empty)
+    }
+
+    /// Copies `dst.len()` payload bytes of `frame` from offset `at` into `dst`.
+    ///
+    /// # Panics
+    /// When the range exceeds the slot capacity.
+    pub fn read(&self, frame: &Frame, at: u64, dst: &mut [u8]) {
+        let cap = self.seg.layout.spec.slot_payload_size;
+        assert!(frame.slot < self.seg.layout.spec.slot_count);
+        assert!(at.checked_add(dst.len() as u64).is_some_and(|e| e <= cap), "read past the end of the slot");
+        let region = self.seg.region;
+        region.tracker(frame.slot as usize).read(|| {
+            // SAFETY: we hold the slot (our bit is set), so no honest writer touches it; range
+            // checked above against the validated layout.
+            unsafe { region.copy_out((frame.offset + at) as usize, dst) }
+        });
+    }
+
+    /// Raw pointer to `frame`'s payload, for reading in place (an accelerator input). Valid for
+    /// the slot capacity until `frame` is released.
+    pub fn payload_ptr(&self, frame: &Frame) -> *const u8 {
+        self.seg.region.base().as_ptr().wrapping_add(frame.offset as usize)
+    }
+
+    /// Gives `frame` back. Returns true when the producer sleeps waiting for space and the
+    /// platform must wake the space-wake word.
+    ///
+    /// # Errors
+    /// [`ClaimError::Evicted`] when this consumer was reclaimed (the hold is already gone),
+    /// [`ClaimError::NotHeld`] for a frame this consumer does not hold.
+    pub fn release(&mut self, frame: Frame) -> Result<bool, ClaimError> {
+        self.bracket(|c| {
+            let seg = c.seg;
+            if frame.slot >= seg.layout.spec.slot_count {
+                return Err(ClaimError::NotHeld);
+            }
+            let bit = 1u16 << c.idx;
+            let w = seg.slot_word(frame.slot, ctl::slot::STATE);
+            let mut cur = w.load(Ordering::Relaxed);
+            for _ in 0..RETRY_LIMIT {
+                let st = SlotState::decode(cur);
+                if st.gen != frame.gen || st.holders & bit == 0 || !matches!(st.kind, SlotKind::Ready | SlotKind::Taken)
+                {
+                    return Err(ClaimError::NotHeld);
+                }
+                let next = released(st, bit);
+                // SYNC POINT slot-release: Release pairs with the Acquire CAS in
+                // `Producer::try_take`: our payload reads happen before the producer rewrites.
+                match w.compare_exchange(cur, next.encode(), Ordering::Release, Ordering::Relaxed) {
+                    Ok(_) => {
+                        let freed = next.holders == 0;
+                        return Ok(freed && seg.bump_if_waiters(ctl::SPACE_WAKE, ctl::SPACE_WAITERS));
+                    }
+                    Err(now) => cur = now,
+                }
+            }
+            Err(ClaimError::Contended)
+        })
+    }
+
+    /// Leaves the consumer table, releasing any frames still held.
+    ///
+    /// # Errors
+    /// [`ReclaimError`] when the entry was already reclaimed.
+    pub fn unregister(self) -> Result<u32, ReclaimError> {
+        self.seg.reclaim(self.idx, self.gen, false)
+    }
+}
