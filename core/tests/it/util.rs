@@ -1,0 +1,40 @@
+//! Helpers shared by the integration tests.
+use framebus_core::segment::FrameMeta;
+use framebus_core::*;
+
+/// A fresh segment over a heap region; the region is leaked so handles can be `'static`.
+pub fn segment(spec: SegmentSpec) -> Segment<'static> {
+    let layout = Layout::compute(&spec).expect("valid spec");
+    let heap: &'static HeapRegion = Box::leak(Box::new(HeapRegion::for_layout(&layout)));
+    Segment::create(heap.region(), &spec, Creator { id: 1, created_ns: 0 }).expect("create")
+}
+
+/// Small gray frames: `bytes` bytes each.
+pub fn spec(slots: u32, bytes: u32) -> SegmentSpec {
+    SegmentSpec::new(FrameGeometry::new(bytes, 1, PixelFormat::Gray8), slots)
+}
+
+/// Payload pattern for a frame: every byte is derived from `seq` and its index.
+pub fn pattern(seq: u64, i: usize) -> u8 {
+    (seq.wrapping_mul(31).wrapping_add(i as u64 * 7) % 251) as u8
+}
+
+/// Writes the pattern of `seq` and publishes; returns the published seq, or the begin error.
+pub fn publish(p: &mut Producer<'_>, len: usize) -> Result<u64, BeginError> {
+    let seq_hint = p.segment().stats().next_seq;
+    let mut slot = p.begin()?;
+    let buf: Vec<u8> = (0..len).map(|i| pattern(seq_hint, i)).collect();
+    slot.write(0, &buf);
+    let published = slot.publish(FrameMeta { payload_len: len as u64, ..FrameMeta::default() });
+    assert_eq!(published.seq, seq_hint, "sequence numbers are assigned in order");
+    Ok(published.seq)
+}
+
+/// Reads `frame` and asserts its content is the pattern of its seq (no torn frame).
+pub fn check(c: &Consumer<'_>, frame: &Frame, len: usize) {
+    let mut buf = vec![0u8; len];
+    c.read(frame, 0, &mut buf);
+    for (i, b) in buf.iter().enumerate() {
+        assert_eq!(*b, pattern(frame.seq, i), "torn frame: seq {} byte {i}", frame.seq);
+    }
+}
