@@ -45,10 +45,11 @@ impl<'a> Mpmc<'a> {
     ///
     /// # Errors
     /// [`RingError::BadGeometry`] when it does not fit, `base` is not 128-aligned or the capacity
-    /// is 0.
+    /// is below 2 (with one cell, a full cell's stamp `p + 1` equals the next position's free
+    /// stamp, so the queue cannot tell full from free; proptest found this).
     pub fn at(region: Region<'a>, base: u64, capacity: u32) -> Result<Self, RingError> {
         let fits = base.checked_add(Self::size(capacity)).is_some_and(|e| e <= region.len() as u64);
-        if !fits || base % LINE != 0 || capacity == 0 {
+        if !fits || base % LINE != 0 || capacity < 2 {
             return Err(RingError::BadGeometry);
         }
         Ok(Mpmc { region, base, capacity: u64::from(capacity) })

@@ -1,3 +1,4 @@
+#![cfg(not(loom))]
 //! Integration tests of framebus-core (one binary, STYLE.md).
 mod header;
 mod model;
