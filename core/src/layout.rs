@@ -826,3 +826,39 @@ fn get32(b: &[u8], off: usize) -> u32 {
 fn get64(b: &[u8], off: usize) -> u64 {
     u64::from_le_bytes(b[off..off + 8].try_into().expect("8 bytes"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The worked example in docs/LAYOUT.md §2.
+    #[test]
+    fn layout_doc_example_matches() {
+        let spec = SegmentSpec::new(FrameGeometry::new(1920, 1080, PixelFormat::Bgr24), 6);
+        let l = Layout::compute(&spec).unwrap();
+        assert_eq!(l.planes.frame_size, 6_220_800);
+        assert_eq!(l.slot_stride, 6_221_824);
+        assert_eq!(l.ring_capacity, 16);
+        assert_eq!((l.ctl_slots, l.ctl_ring, l.ctl_consumers), (640, 1408, 1536));
+        assert_eq!(l.slots_offset, 8192);
+        assert_eq!(l.total_size, 37_339_136);
+    }
+
+    #[test]
+    fn planes_of_each_format() {
+        let p = FrameGeometry::new(4, 2, PixelFormat::I420).planes().unwrap();
+        assert_eq!(p.count, 3);
+        assert_eq!((p.planes[1].offset, p.planes[1].stride, p.planes[2].offset), (8, 2, 10));
+        assert_eq!(p.frame_size, 12);
+        let p = FrameGeometry::new(4, 2, PixelFormat::Nv12).planes().unwrap();
+        assert_eq!((p.count, p.planes[1].offset, p.planes[1].stride, p.frame_size), (2, 8, 4, 12));
+        assert_eq!(FrameGeometry::new(3, 2, PixelFormat::Rgb24).planes().unwrap().frame_size, 18);
+    }
+
+    #[test]
+    fn round_up_handles_overflow() {
+        assert_eq!(round_up(1, 4096), Some(4096));
+        assert_eq!(round_up(4096, 4096), Some(4096));
+        assert_eq!(round_up(u64::MAX, 4096), None);
+    }
+}

@@ -1398,3 +1398,40 @@ impl<'a> Consumer<'a> {
         self.seg.reclaim(self.idx, self.gen, false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_word_roundtrips_and_keeps_fields_apart() {
+        for kind in [SlotKind::Free, SlotKind::Writing, SlotKind::Ready, SlotKind::Taken] {
+            let st = SlotState { gen: GEN_MASK, kind, holders: 0xFFFF };
+            assert_eq!(SlotState::decode(st.encode()), st);
+            let st = SlotState { gen: 1, kind, holders: 0 };
+            assert_eq!(SlotState::decode(st.encode()), st);
+        }
+        // Generations wrap inside their 46 bits instead of spilling into kind/holders.
+        let wrapped = SlotState { gen: (GEN_MASK + 1) & GEN_MASK, kind: SlotKind::Free, holders: 0 };
+        assert_eq!(wrapped.encode(), 0);
+    }
+
+    #[test]
+    fn release_transitions() {
+        let taken = SlotState { gen: 5, kind: SlotKind::Taken, holders: 0b101 };
+        assert_eq!(released(taken, 0b001), SlotState { gen: 5, kind: SlotKind::Taken, holders: 0b100 });
+        assert_eq!(released(released(taken, 0b001), 0b100), SlotState { gen: 5, kind: SlotKind::Free, holders: 0 });
+        let ready = SlotState { gen: 5, kind: SlotKind::Ready, holders: 0b1 };
+        assert_eq!(released(ready, 0b1), SlotState { gen: 5, kind: SlotKind::Ready, holders: 0 });
+    }
+
+    #[test]
+    fn entry_word_roundtrips() {
+        let w = entry_word(ENTRY_ALIVE, true, ConsumerKind::Latest as u64, u32::MAX);
+        assert_eq!(
+            EntryState::decode(w),
+            EntryState { status: 1, busy: true, kind: Some(ConsumerKind::Latest), gen: u32::MAX }
+        );
+        assert_eq!(EntryState::decode(0), EntryState { status: 0, busy: false, kind: None, gen: 0 });
+    }
+}

@@ -1,2 +1,59 @@
-//! placeholder
-fn main() {}
+//! `cargo xtask <task>`: the project's developer tasks, so that settings such as the loom
+//! RUSTFLAGS live here and not in people's heads.
+//!
+//! Tasks: `ci`, `loom`, `miri`, `nostd`, `bench`, `simulate`. Tools a normal user may lack
+//! (nightly, miri, extra targets) are skipped with a message outside CI and are errors when
+//! `CI=true`.
+
+mod tasks;
+mod util;
+
+use std::process::ExitCode;
+
+const HELP: &str = "\
+usage: cargo xtask <task> [options]
+
+tasks:
+  ci          everything CI runs: fmt, clippy, tests, no_std build, loom, miri, bench smoke
+              (prints each stage's duration; CI=true turns missing tools into errors)
+  loom        run the loom models of framebus-core (LOOM_MAX_PREEMPTIONS defaults to 2)
+  miri        run framebus-core's tests under Miri (nightly + miri component)
+  nostd       build framebus-core for aarch64-unknown-none (proof that it is no_std)
+  bench       criterion benchmarks of the core (in-process handoff vs crossbeam and rtrb);
+              --quick for a smoke run
+  simulate    multi-worker inference simulation on recorded video (not built yet: step 3)
+
+environment:
+  CI=true                     missing tools are errors, not skips
+  FRAMEBUS_STRESS_FRAMES=N    frames per stress test (default 200000; ci uses 2000000)
+  LOOM_MAX_PREEMPTIONS=N      loom preemption bound (default 2)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(task) = args.first() else {
+        eprint!("{HELP}");
+        return ExitCode::from(2);
+    };
+    let rest = &args[1..];
+    let result = match task.as_str() {
+        "ci" => tasks::ci(rest),
+        "loom" => tasks::loom(),
+        "miri" => tasks::miri(),
+        "nostd" => tasks::nostd(),
+        "bench" => tasks::bench(rest),
+        "simulate" => tasks::simulate(),
+        "-h" | "--help" | "help" => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        other => Err(format!("unknown task '{other}'\n\n{HELP}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -81,6 +81,8 @@ fn work_queue_block_three_workers_lose_nothing() {
                 let mut last = None;
                 let mut n = 0u64;
                 loop {
+                    // Read `done` before claiming: Empty after seeing it means the stream is drained.
+                    let finished = done.load(Ordering::Acquire);
                     match w.claim() {
                         Ok(f) => {
                             verify(&w, &f);
@@ -91,11 +93,7 @@ fn work_queue_block_three_workers_lose_nothing() {
                             w.release(f).unwrap();
                             n += 1;
                         }
-                        Err(ClaimError::Empty) if done.load(Ordering::Acquire) => {
-                            if w.claim() == Err(ClaimError::Empty) {
-                                return n;
-                            }
-                        }
+                        Err(ClaimError::Empty) if finished => return n,
                         Err(ClaimError::Empty) => thread::yield_now(),
                         Err(e) => panic!("worker: {e}"),
                     }
@@ -125,17 +123,15 @@ fn work_queue_drop_oldest_drops_only_what_it_counts() {
                 let mut w = seg.register(ConsumerKind::Worker, 10 + i).unwrap();
                 let mut got = Vec::new();
                 loop {
+                    // Read `done` before claiming: Empty after seeing it means the stream is drained.
+                    let finished = done.load(Ordering::Acquire);
                     match w.claim() {
                         Ok(f) => {
                             verify(&w, &f);
                             got.push(f.seq);
                             w.release(f).unwrap();
                         }
-                        Err(ClaimError::Empty) if done.load(Ordering::Acquire) => {
-                            if w.claim() == Err(ClaimError::Empty) {
-                                return got;
-                            }
-                        }
+                        Err(ClaimError::Empty) if finished => return got,
                         Err(ClaimError::Empty) => std::hint::spin_loop(),
                         Err(e) => panic!("worker: {e}"),
                     }
@@ -168,6 +164,8 @@ fn broadcast_block_every_subscriber_sees_every_frame_in_order() {
             thread::spawn(move || {
                 let mut expect = 0u64;
                 loop {
+                    // Read `done` before claiming: Empty after seeing it means the stream is drained.
+                    let finished = done.load(Ordering::Acquire);
                     match s.claim() {
                         Ok(f) => {
                             assert_eq!(f.seq, expect, "broadcast under Block delivers every frame in order");
@@ -175,11 +173,7 @@ fn broadcast_block_every_subscriber_sees_every_frame_in_order() {
                             s.release(f).unwrap();
                             expect += 1;
                         }
-                        Err(ClaimError::Empty) if done.load(Ordering::Acquire) => {
-                            if s.claim() == Err(ClaimError::Empty) {
-                                return (expect, s.counts());
-                            }
-                        }
+                        Err(ClaimError::Empty) if finished => return (expect, s.counts()),
                         Err(ClaimError::Empty) => thread::yield_now(),
                         Err(e) => panic!("subscriber: {e}"),
                     }

@@ -1,0 +1,137 @@
+//! One function per task.
+use std::time::{Duration, Instant};
+
+use crate::util::{cmd, ensure_target, in_ci, missing, output, run, Skip};
+
+/// Frames per stress test in CI (the stress tests shrink by default and under Miri).
+const CI_STRESS_FRAMES: &str = "2000000";
+
+pub fn ci(args: &[String]) -> Result<(), String> {
+    if let Some(a) = args.first() {
+        return Err(format!("ci takes no arguments (got '{a}')"));
+    }
+    type Stage = (&'static str, fn() -> Result<Option<Skip>, String>);
+    let stages: [Stage; 7] = [
+        ("fmt", || run(cmd("cargo", &["fmt", "--all", "--check"])).map(|_| None)),
+        ("clippy", || {
+            run(cmd(
+                "cargo",
+                &["clippy", "--workspace", "--all-targets", "--profile", "checked", "--", "-D", "warnings"],
+            ))
+            .map(|_| None)
+        }),
+        ("test", || {
+            let mut c = cmd("cargo", &["test", "--workspace", "--profile", "checked"]);
+            c.env("FRAMEBUS_STRESS_FRAMES", CI_STRESS_FRAMES);
+            run(c).map(|_| None)
+        }),
+        ("no_std (aarch64-unknown-none)", nostd_stage),
+        ("loom", || loom().map(|_| None)),
+        ("miri", miri_stage),
+        ("bench smoke", || bench(&["--quick".to_string()]).map(|_| None)),
+    ];
+    let mut report = Vec::new();
+    let mut failed = false;
+    let start = Instant::now();
+    for (name, stage) in stages {
+        eprintln!("\n=== stage: {name} ===");
+        let t = Instant::now();
+        let r = stage();
+        let d = t.elapsed();
+        let status = match &r {
+            Ok(None) => "ok".to_string(),
+            Ok(Some(Skip)) => "SKIPPED".to_string(),
+            Err(e) => {
+                failed = true;
+                format!("FAILED: {e}")
+            }
+        };
+        eprintln!("=== stage {name}: {status} in {} ===", fmt(d));
+        report.push((name, status, d));
+    }
+    eprintln!("\n{:<32} {:>9}  result", "stage", "time");
+    for (name, status, d) in &report {
+        eprintln!("{name:<32} {:>9}  {status}", fmt(*d));
+    }
+    eprintln!("{:<32} {:>9}", "total", fmt(start.elapsed()));
+    let (ok, bad) = (
+        report.iter().filter(|r| !r.1.starts_with("FAILED")).count(),
+        report.iter().filter(|r| r.1.starts_with("FAILED")).count(),
+    );
+    eprintln!("xtask ci: {ok} stages passed, {bad} failed");
+    if failed {
+        Err("some stages failed".into())
+    } else {
+        Ok(())
+    }
+}
+
+fn fmt(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+fn nostd_stage() -> Result<Option<Skip>, String> {
+    if let Some(skip) = ensure_target("stable", "aarch64-unknown-none")? {
+        return Ok(Some(skip));
+    }
+    run(cmd("cargo", &["build", "-p", "framebus-core", "--target", "aarch64-unknown-none"])).map(|_| None)
+}
+
+pub fn nostd() -> Result<(), String> {
+    nostd_stage().map(|_| ())
+}
+
+pub fn loom() -> Result<(), String> {
+    let mut c = cmd("cargo", &["test", "-p", "framebus-core", "--profile", "checked", "--test", "loom"]);
+    c.env("RUSTFLAGS", "--cfg loom")
+        .env("CARGO_TARGET_DIR", crate::util::root().join("target/loom"))
+        .env("LOOM_MAX_PREEMPTIONS", std::env::var("LOOM_MAX_PREEMPTIONS").unwrap_or_else(|_| "2".into()));
+    run(c)
+}
+
+fn miri_stage() -> Result<Option<Skip>, String> {
+    if output("cargo", &["+nightly", "miri", "--version"]).is_none() {
+        eprintln!("installing miri for the nightly toolchain");
+        let _ = run(cmd("rustup", &["component", "add", "--toolchain", "nightly", "miri", "rust-src"]));
+        if output("cargo", &["+nightly", "miri", "--version"]).is_none() {
+            return missing(
+                "miri",
+                "no nightly toolchain with the miri component",
+                "rustup toolchain install nightly --component miri,rust-src",
+            )
+            .map(Some);
+        }
+    }
+    // Isolation off: proptest reads the environment and writes failure files.
+    let mut c = cmd("cargo", &["+nightly", "miri", "test", "-p", "framebus-core", "--test", "it", "--lib"]);
+    c.env("MIRIFLAGS", "-Zmiri-disable-isolation").env("CARGO_TARGET_DIR", crate::util::root().join("target/miri"));
+    run(c).map(|_| None)
+}
+
+pub fn miri() -> Result<(), String> {
+    miri_stage().map(|_| ())
+}
+
+pub fn bench(args: &[String]) -> Result<(), String> {
+    let quick = match args {
+        [] => false,
+        [q] if q == "--quick" => true,
+        _ => return Err(format!("usage: cargo xtask bench [--quick] (got {args:?})")),
+    };
+    let mut c = cmd("cargo", &["bench", "-p", "framebus-core", "--bench", "handoff", "--"]);
+    if quick {
+        // criterion's test mode: every benchmark runs once, nothing is measured.
+        c.arg("--test");
+    }
+    run(c)?;
+    if !quick && !in_ci() {
+        eprintln!("criterion reports: target/criterion/report/index.html");
+    }
+    Ok(())
+}
+
+pub fn simulate() -> Result<(), String> {
+    Err("simulate is not built yet: it arrives with step 3 (video sources, worker processes, collector). \
+         What exists today: the core crate; run `cargo xtask ci` to check it."
+        .into())
+}
