@@ -11,10 +11,82 @@
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 #[cfg(not(loom))]
-pub use core::sync::atomic::{fence, AtomicU64, Ordering};
-
+use core::sync::atomic as imp;
 #[cfg(loom)]
-pub use loom::sync::atomic::{fence, AtomicU64, Ordering};
+use loom::sync::atomic as imp;
+
+pub use core::sync::atomic::Ordering;
+
+/// A 64-bit atomic: `core`'s normally, loom's under `--cfg loom`.
+///
+/// A `#[repr(transparent)]` wrapper rather than a re-export so that `clippy.toml` can forbid the
+/// underlying types everywhere else. Outside loom it has the size and alignment of `u64`, which
+/// is what lets [`crate::Region`] view 8 aligned bytes of shared memory as one.
+#[derive(Debug, Default)]
+#[repr(transparent)]
+pub struct AtomicU64(imp::AtomicU64);
+
+impl AtomicU64 {
+    /// A new atomic holding `v`.
+    #[cfg(not(loom))]
+    pub const fn new(v: u64) -> Self {
+        AtomicU64(imp::AtomicU64::new(v))
+    }
+
+    /// A new atomic holding `v`.
+    #[cfg(loom)]
+    pub fn new(v: u64) -> Self {
+        AtomicU64(imp::AtomicU64::new(v))
+    }
+
+    /// Atomic load.
+    #[inline]
+    pub fn load(&self, order: Ordering) -> u64 {
+        self.0.load(order)
+    }
+
+    /// Atomic store.
+    #[inline]
+    pub fn store(&self, v: u64, order: Ordering) {
+        self.0.store(v, order)
+    }
+
+    /// Atomic add, returning the previous value.
+    #[inline]
+    pub fn fetch_add(&self, v: u64, order: Ordering) -> u64 {
+        self.0.fetch_add(v, order)
+    }
+
+    /// Strong compare-and-swap.
+    ///
+    /// # Errors
+    /// The current value when it is not `current`.
+    #[inline]
+    pub fn compare_exchange(&self, current: u64, new: u64, success: Ordering, failure: Ordering) -> Result<u64, u64> {
+        self.0.compare_exchange(current, new, success, failure)
+    }
+
+    /// Weak compare-and-swap (may fail spuriously; use in loops).
+    ///
+    /// # Errors
+    /// The current value when it is not `current`, or spuriously.
+    #[inline]
+    pub fn compare_exchange_weak(
+        &self,
+        current: u64,
+        new: u64,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u64, u64> {
+        self.0.compare_exchange_weak(current, new, success, failure)
+    }
+}
+
+/// A memory fence.
+#[inline]
+pub fn fence(order: Ordering) {
+    imp::fence(order)
+}
 
 /// Hint that the caller is spinning; under loom this yields to another modelled thread.
 #[inline]

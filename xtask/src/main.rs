@@ -14,7 +14,8 @@ const HELP: &str = "\
 usage: cargo xtask <task> [options]
 
 tasks:
-  ci          everything CI runs: fmt, clippy, tests, no_std build, loom, miri, bench smoke
+  ci          everything CI runs: fmt, clippy, tests, no_std build, fuzz targets build,
+              loom, miri, bench smoke
               (prints each stage's duration; CI=true turns missing tools into errors)
   loom        run the loom models of framebus-core (LOOM_MAX_PREEMPTIONS defaults to 2)
   miri        run framebus-core's tests under Miri (nightly + miri component)

@@ -11,7 +11,7 @@ pub fn ci(args: &[String]) -> Result<(), String> {
         return Err(format!("ci takes no arguments (got '{a}')"));
     }
     type Stage = (&'static str, fn() -> Result<Option<Skip>, String>);
-    let stages: [Stage; 7] = [
+    let stages: [Stage; 8] = [
         ("fmt", || run(cmd("cargo", &["fmt", "--all", "--check"])).map(|_| None)),
         ("clippy", || {
             run(cmd(
@@ -26,6 +26,7 @@ pub fn ci(args: &[String]) -> Result<(), String> {
             run(c).map(|_| None)
         }),
         ("no_std (aarch64-unknown-none)", nostd_stage),
+        ("fuzz targets build", || run(cmd("cargo", &["check", "--manifest-path", "fuzz/Cargo.toml"])).map(|_| None)),
         ("loom", || loom().map(|_| None)),
         ("miri", miri_stage),
         ("bench smoke", || bench(&["--quick".to_string()]).map(|_| None)),
