@@ -177,7 +177,7 @@ fn work_queue_stream(n: u64) -> Duration {
     while got < n {
         match w.claim() {
             Ok(f) => {
-                w.read(&f, 0, &mut buf);
+                w.read(&f, 0, &mut buf).unwrap();
                 black_box(&buf);
                 w.release(f).unwrap();
                 got += 1;

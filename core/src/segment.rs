@@ -48,10 +48,13 @@
 //!    stores and CAS loops bounded by [`RETRY_LIMIT`] (a hostile peer flipping words yields
 //!    [`ClaimError::Contended`], never a hang).
 //! 5. *Crash safety.* A consumer operation runs inside a *busy* bracket on its own table entry
-//!    (CAS `ALIVE(g)` → `ALIVE(g)+busy`). [`Segment::reclaim`] turns an idle `ALIVE(g)` entry into
-//!    `RECLAIMING(g)`, clears its bit from every slot and leaves `FREE(g+1)`; a late operation of
-//!    the evicted consumer fails its bracket CAS with [`ClaimError::Evicted`] and touches nothing.
-//!    Only a caller that knows the process is dead may `force` a busy entry.
+//!    (CAS `ALIVE(g, holds)` → `+busy`), and leaves it publishing how many frames it holds.
+//!    [`Segment::reclaim`] turns an `ALIVE(g)` entry into `RECLAIMING(g)`, clears its bit from
+//!    every slot and leaves `FREE(g+1)`; a late operation of the evicted consumer fails its
+//!    bracket CAS with [`ClaimError::Evicted`] and touches nothing. Without `force` only an idle
+//!    entry holding no frame is taken — so a live reader never loses a slot under it; with
+//!    `force` (process known dead) anything is. If a forced reclaim hits a live consumer anyway,
+//!    its operation notices on leaving the bracket and gives back what it claimed.
 //! 6. *Untrusted memory.* Slot indices from the ring, positions and cursors are range-checked
 //!    before use; inconsistent values give [`ClaimError::Corrupt`].
 //!
@@ -138,6 +141,7 @@ const ENTRY_ALIVE: u64 = 1;
 const ENTRY_RECLAIMING: u64 = 2;
 const ENTRY_BUSY: u64 = 1 << 2;
 const ENTRY_KIND_SHIFT: u32 = 4;
+const ENTRY_HOLDS_SHIFT: u32 = 8;
 
 /// A decoded consumer-table entry state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,6 +152,8 @@ pub struct EntryState {
     pub busy: bool,
     /// The consumer kind (when alive).
     pub kind: Option<ConsumerKind>,
+    /// Frames the consumer holds (as of its last operation).
+    pub holds: u16,
     /// Incremented each time the entry is released, so late operations of an evicted
     /// consumer are recognised.
     pub gen: u32,
@@ -161,12 +167,22 @@ impl EntryState {
             3 => Some(ConsumerKind::Latest),
             _ => None,
         };
-        EntryState { status: (w & 3) as u8, busy: w & ENTRY_BUSY != 0, kind, gen: (w >> 32) as u32 }
+        EntryState {
+            status: (w & 3) as u8,
+            busy: w & ENTRY_BUSY != 0,
+            kind,
+            holds: (w >> ENTRY_HOLDS_SHIFT) as u16,
+            gen: (w >> 32) as u32,
+        }
     }
 }
 
-const fn entry_word(status: u64, busy: bool, kind: u64, gen: u32) -> u64 {
-    status | if busy { ENTRY_BUSY } else { 0 } | (kind << ENTRY_KIND_SHIFT) | ((gen as u64) << 32)
+const fn entry_word(status: u64, busy: bool, kind: u64, holds: u16, gen: u32) -> u64 {
+    status
+        | if busy { ENTRY_BUSY } else { 0 }
+        | (kind << ENTRY_KIND_SHIFT)
+        | ((holds as u64) << ENTRY_HOLDS_SHIFT)
+        | ((gen as u64) << 32)
 }
 
 /// Metadata a producer attaches to a frame. Sequence and position are assigned at publish.
@@ -210,8 +226,6 @@ pub struct Frame {
     pub epoch: u64,
     /// Metadata.
     pub meta: FrameMeta,
-    /// Byte offset of the payload from the region start.
-    pub offset: u64,
 }
 
 /// A validated segment over a region: the entry point to every protocol.
@@ -337,7 +351,8 @@ pub enum ClaimError {
     Evicted,
     /// Shared memory holds an impossible value; the segment is corrupt (or a peer is hostile).
     Corrupt,
-    /// A peer kept changing the words under us for [`RETRY_LIMIT`] attempts.
+    /// The words kept changing under us for [`RETRY_LIMIT`] attempts: frames recycled faster
+    /// than we could claim them (DropOldest), or a misbehaving peer. Retrying is safe.
     Contended,
     /// Release of a frame this consumer does not hold (double release or stale handle).
     NotHeld,
@@ -349,12 +364,21 @@ impl fmt::Display for ClaimError {
             Self::Empty => write!(f, "no frame available"),
             Self::Evicted => write!(f, "this consumer was reclaimed as dead (lease expired or liveness lost); register again"),
             Self::Corrupt => write!(f, "shared control area holds impossible values: segment corrupt or a peer misbehaves; recreate the segment"),
-            Self::Contended => write!(f, "control words kept changing for {RETRY_LIMIT} attempts: a peer misbehaves"),
+            Self::Contended => write!(f, "control words kept changing for {RETRY_LIMIT} attempts: retry; under DropOldest a consumer far slower than the producer can see this, a persistent one means a misbehaving peer"),
             Self::NotHeld => write!(f, "frame is not held by this consumer (double release or stale frame)"),
         }
     }
 }
 impl core::error::Error for ClaimError {}
+
+/// What a reclaim did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reclaimed {
+    /// Slot holds cleared.
+    pub cleared: u32,
+    /// The producer sleeps waiting for space: the platform must wake the space-wake word.
+    pub wake: bool,
+}
 
 /// Why a reclaim did not happen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -365,6 +389,14 @@ pub enum ReclaimError {
     Stale,
     /// The consumer is inside an operation; retry, or `force` if its process is known dead.
     Busy,
+    /// The consumer holds frames; only `force` (its process is known dead) takes them.
+    Holding {
+        /// frames held
+        frames: u16,
+    },
+    /// The entry or a slot word kept changing for [`RETRY_LIMIT`] attempts (a misbehaving
+    /// peer); a forced retry finishes the job.
+    Contended,
 }
 
 impl fmt::Display for ReclaimError {
@@ -373,6 +405,13 @@ impl fmt::Display for ReclaimError {
             Self::NoSuchEntry => write!(f, "no such consumer entry"),
             Self::Stale => write!(f, "consumer entry was already reclaimed or reused"),
             Self::Busy => write!(f, "consumer is inside an operation; retry, or force if its process is dead"),
+            Self::Holding { frames } => write!(
+                f,
+                "consumer holds {frames} frame(s) and may be reading them: kill its process, then reclaim with force"
+            ),
+            Self::Contended => {
+                write!(f, "consumer entry or slot words kept changing (misbehaving peer); retry with force")
+            }
         }
     }
 }
@@ -629,12 +668,32 @@ impl<'a> Segment<'a> {
         if token == 0 {
             return Err(AttachError::ZeroToken);
         }
+        if token == dead {
+            // Taking over from ourselves would let recovery free our own slot mid-write.
+            return Err(AttachError::Busy { owner: dead });
+        }
         self.ctl(ctl::PRODUCER_OWNER)
             .compare_exchange(dead, token, Ordering::AcqRel, Ordering::Acquire)
             .map_err(|owner| AttachError::Busy { owner })?;
+        // SYNC POINT producer-owner: the AcqRel CAS above pairs with the Release CAS in
+        // `Producer::drop` (clean detach). After a crash there is no Release; what the dead
+        // producer wrote reaches us only as far as its own Release stores did, which is why the
+        // recovery below re-derives everything from the words consumers can see.
         let epoch = self.ctl(ctl::EPOCH).fetch_add(1, Ordering::AcqRel).wrapping_add(1);
         let write_pos = self.ctl(ctl::WRITE_POS).load(Ordering::Acquire);
-        let next_seq = self.ctl(ctl::NEXT_SEQ).load(Ordering::Acquire).max(write_pos);
+        // Counters: `next_seq = write_pos + dropped_newest` holds between operations. The dead
+        // producer stores `dropped_newest` before `next_seq` and `next_seq` before `write_pos`,
+        // so a crash leaves `next_seq` at or above the sum, never below: sequence numbers it
+        // gave out are never reissued, and the ones it never published count as dropped.
+        let dropped = self.ctl(ctl::DROPPED_NEWEST);
+        let floor = write_pos.wrapping_add(dropped.load(Ordering::Acquire));
+        let mut next_seq = self.ctl(ctl::NEXT_SEQ).load(Ordering::Acquire);
+        if next_seq > floor {
+            dropped.store(dropped.load(Ordering::Relaxed).wrapping_add(next_seq - floor), Ordering::Release);
+        } else {
+            next_seq = floor;
+        }
+        self.ctl(ctl::NEXT_SEQ).store(next_seq, Ordering::Release);
         // Recovery: slots the previous producer was writing, or had marked READY without
         // advancing `write_pos` (so no consumer can have seen them), become FREE again.
         for s in 0..self.layout.spec.slot_count {
@@ -676,10 +735,16 @@ impl<'a> Segment<'a> {
             if u64::from(st.status) != ENTRY_FREE {
                 continue;
             }
-            let busy = entry_word(ENTRY_ALIVE, true, kind as u64, st.gen);
+            let busy = entry_word(ENTRY_ALIVE, true, kind as u64, 0, st.gen);
+            // SYNC POINT entry-free: Acquire pairs with the Release store of FREE in `reclaim`.
             if w.compare_exchange(cur, busy, Ordering::AcqRel, Ordering::Relaxed).is_err() {
                 continue;
             }
+            // SYNC POINT join (store buffering): we store our entry, then load `write_pos`; the
+            // producer stores `write_pos`, then (next `begin`) loads the entries. Without a SeqCst
+            // fence on both sides both could read the old values, and the producer could recycle
+            // the first frame we start at. Pairs with the SeqCst fence in `WriteSlot::publish`.
+            fence(Ordering::SeqCst);
             let start = self.ctl(ctl::WRITE_POS).load(Ordering::Acquire);
             for (f, v) in [
                 (ctl::consumer::OWNER, token),
@@ -693,65 +758,123 @@ impl<'a> Segment<'a> {
             }
             // SYNC POINT entry-alive: pairs with the Acquire loads of the entry state in
             // `Producer::min_cursor` and `reclaim`; publishes the initialised counters.
-            w.store(entry_word(ENTRY_ALIVE, false, kind as u64, st.gen), Ordering::Release);
-            return Ok(Consumer { seg: *self, idx, gen: st.gen, kind, cursor: start, delivered: 0, skipped: 0 });
+            w.store(entry_word(ENTRY_ALIVE, false, kind as u64, 0, st.gen), Ordering::Release);
+            return Ok(Consumer {
+                seg: *self,
+                idx,
+                gen: st.gen,
+                kind,
+                cursor: start,
+                delivered: 0,
+                skipped: 0,
+                holds: 0,
+            });
         }
         Err(RegisterError::TableFull { max: self.layout.spec.max_consumers })
     }
 
-    /// Evicts consumer entry `idx` of generation `gen`: clears its holds from every slot (a
-    /// worker's frames become FREE) and frees the entry for reuse under generation `gen + 1`.
-    /// Returns how many holds were cleared.
+    /// Evicts consumer entry `idx` of generation `gen` and frees the entry for reuse under
+    /// generation `gen + 1`; a late operation of the evicted consumer then returns
+    /// [`ClaimError::Evicted`] and has no effect.
     ///
-    /// Without `force`, an entry inside an operation is left alone ([`ReclaimError::Busy`]); pass
-    /// `force` only when the owning process is known to be dead (it can then never resume).
-    /// A late operation of the evicted consumer returns [`ClaimError::Evicted`] and has no effect.
+    /// Without `force` this is safe at any time: it succeeds only when the consumer is between
+    /// operations **and holds no frame** (a subscriber that stopped reading, say), so it can
+    /// never take a slot from a live reader. A consumer that holds frames is refused with
+    /// [`ReclaimError::Holding`].
+    ///
+    /// With `force`, the caller asserts that the owning process is dead (it can never resume):
+    /// its holds are cleared from every slot (a worker's frames become FREE), and a reclaim that
+    /// an earlier reaper left half-done (`RECLAIMING`) is finished. Forcing a live consumer lets
+    /// the producer rewrite a slot that consumer may still be reading: kill it first.
+    ///
+    /// # Examples
+    /// ```
+    /// # use framebus_core::*;
+    /// # use framebus_core::segment::ReclaimError;
+    /// # let spec = SegmentSpec::new(FrameGeometry::new(8, 1, PixelFormat::Gray8), 2);
+    /// # let heap = HeapRegion::for_layout(&Layout::compute(&spec).unwrap());
+    /// # let seg = Segment::create(heap.region(), &spec, Creator::default()).unwrap();
+    /// # let mut p = seg.attach_producer(1).unwrap();
+    /// let mut w = seg.register(ConsumerKind::Worker, 7).unwrap();
+    /// p.begin().unwrap().publish(FrameMeta::default());
+    /// let _frame = w.claim().unwrap();
+    /// assert_eq!(seg.reclaim(w.index(), w.generation(), false), Err(ReclaimError::Holding { frames: 1 }));
+    /// // ... the platform finds process 7 dead:
+    /// let r = seg.reclaim(w.index(), w.generation(), true).unwrap();
+    /// assert_eq!(r.cleared, 1);
+    /// ```
     ///
     /// # Errors
     /// [`ReclaimError`] when nothing was done.
-    pub fn reclaim(&self, idx: u32, gen: u32, force: bool) -> Result<u32, ReclaimError> {
+    pub fn reclaim(&self, idx: u32, gen: u32, force: bool) -> Result<Reclaimed, ReclaimError> {
         if idx >= self.layout.spec.max_consumers {
             return Err(ReclaimError::NoSuchEntry);
         }
         let w = self.entry(idx, ctl::consumer::STATE);
+        // SYNC POINT entry-evict: Acquire pairs with the Release bracket CAS in `Consumer::leave`.
         let mut cur = w.load(Ordering::Acquire);
-        loop {
+        let mut evicted = false;
+        for _ in 0..RETRY_LIMIT {
             let st = EntryState::decode(cur);
-            if u64::from(st.status) != ENTRY_ALIVE || st.gen != gen {
+            if st.gen != gen {
                 return Err(ReclaimError::Stale);
             }
-            if st.busy && !force {
+            match u64::from(st.status) {
+                ENTRY_ALIVE => {}
+                ENTRY_RECLAIMING if force => {
+                    evicted = true; // finish what a dead reaper started
+                    break;
+                }
+                _ => return Err(ReclaimError::Stale),
+            }
+            if !force && st.busy {
                 return Err(ReclaimError::Busy);
             }
-            // SYNC POINT entry-evict: the CAS is ordered against the consumer's bracket CAS in
-            // `Consumer::enter` (same word): exactly one of them wins.
+            if !force && st.holds != 0 {
+                return Err(ReclaimError::Holding { frames: st.holds });
+            }
+            // SYNC POINT entry-evict: same word as the consumer's bracket CAS in
+            // `Consumer::enter` / `leave`: exactly one of them wins, and the holds count we
+            // checked is the one in force when we win.
             match w.compare_exchange(
                 cur,
-                entry_word(ENTRY_RECLAIMING, false, 0, gen),
+                entry_word(ENTRY_RECLAIMING, false, 0, 0, gen),
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => break,
+                Ok(_) => {
+                    evicted = true;
+                    break;
+                }
                 Err(now) => cur = now,
             }
         }
-        let cleared = self.clear_holds(idx);
+        if !evicted {
+            return Err(ReclaimError::Contended);
+        }
+        let cleared = self.clear_holds(idx).ok_or(ReclaimError::Contended)?;
+        // Statistics only; nothing is ordered by this counter.
         self.ctl(ctl::RECLAIMED).fetch_add(u64::from(cleared), Ordering::Relaxed);
-        // SYNC POINT entry-free: pairs with the Acquire load in `register`; the entry may be
+        // SYNC POINT entry-free: pairs with the Acquire CAS in `register`; the entry may be
         // reused only after every hold was cleared.
-        w.store(entry_word(ENTRY_FREE, false, 0, gen.wrapping_add(1)), Ordering::Release);
-        Ok(cleared)
+        w.store(entry_word(ENTRY_FREE, false, 0, 0, gen.wrapping_add(1)), Ordering::Release);
+        // Freed slots, or a subscriber cursor no longer holding the producer back: wake it.
+        let wake = self.bump_if_waiters(ctl::SPACE_WAKE, ctl::SPACE_WAITERS);
+        Ok(Reclaimed { cleared, wake })
     }
 
-    fn clear_holds(&self, idx: u32) -> u32 {
+    /// Clears consumer `idx`'s bit from every slot; `None` when a slot word kept changing.
+    fn clear_holds(&self, idx: u32) -> Option<u32> {
         let bit = 1u16 << idx;
         let mut cleared = 0;
         for s in 0..self.layout.spec.slot_count {
             let w = self.slot_word(s, ctl::slot::STATE);
             let mut cur = w.load(Ordering::Acquire);
+            let mut done = false;
             for _ in 0..RETRY_LIMIT {
                 let st = SlotState::decode(cur);
                 if st.holders & bit == 0 || !matches!(st.kind, SlotKind::Ready | SlotKind::Taken) {
+                    done = true;
                     break;
                 }
                 let next = released(st, bit);
@@ -759,13 +882,17 @@ impl<'a> Segment<'a> {
                 match w.compare_exchange(cur, next.encode(), Ordering::AcqRel, Ordering::Acquire) {
                     Ok(_) => {
                         cleared += 1;
+                        done = true;
                         break;
                     }
                     Err(now) => cur = now,
                 }
             }
+            if !done {
+                return None;
+            }
         }
-        cleared
+        Some(cleared)
     }
 
     /// Frame-wake word (low 32 bits are the futex word) and waiter count, for the platform.
@@ -800,7 +927,6 @@ impl<'a> Segment<'a> {
                 payload_len: r(ctl::slot::PAYLOAD_LEN).min(self.layout.spec.slot_payload_size),
                 checksum: (flags & FLAG_CHECKSUM != 0).then(|| r(ctl::slot::CHECKSUM)),
             },
-            offset: self.layout.slot_offset(slot),
         }
     }
 
@@ -888,7 +1014,7 @@ impl<'a> Producer<'a> {
     /// let published = slot.publish(FrameMeta { payload_len: 8, ..FrameMeta::default() });
     /// let frame = worker.claim().unwrap();
     /// let mut buf = [0; 8];
-    /// worker.read(&frame, 0, &mut buf);
+    /// worker.read(&frame, 0, &mut buf).unwrap();
     /// assert_eq!((frame.seq, buf), (published.seq, [7; 8]));
     /// worker.release(frame).unwrap();
     /// ```
@@ -961,8 +1087,9 @@ impl<'a> Producer<'a> {
         w.compare_exchange(st.encode(), next.encode(), Ordering::Acquire, Ordering::Relaxed).ok()?;
         if drop {
             let d = self.seg.ctl(ctl::DROPPED_OLDEST);
-            // Written only by the producer: a load/store pair is enough.
-            d.store(d.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            // Written only by the producer: a load/store pair is enough. Release pairs with the
+            // Acquire load in `Segment::stats` (statistics; nothing else is ordered by it).
+            d.store(d.load(Ordering::Relaxed).wrapping_add(1), Ordering::Release);
         }
         self.hint = (s + 1) % self.seg.layout.spec.slot_count;
         Some(next)
@@ -970,9 +1097,11 @@ impl<'a> Producer<'a> {
 
     fn drop_newest(&mut self) -> BeginError {
         let seq = self.next_seq;
-        self.next_seq += 1;
+        self.next_seq = seq.wrapping_add(1);
         let d = self.seg.ctl(ctl::DROPPED_NEWEST);
-        d.store(d.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        // Written only by the producer; stored before `next_seq` (see `take_over_producer`).
+        // Release pairs with the Acquire loads in `Segment::stats` and `take_over_producer`.
+        d.store(d.load(Ordering::Relaxed).wrapping_add(1), Ordering::Release);
         // SYNC POINT next-seq: pairs with Acquire loads in `Segment::stats`.
         self.seg.ctl(ctl::NEXT_SEQ).store(self.next_seq, Ordering::Release);
         BeginError::DroppedNewest { seq }
@@ -1078,12 +1207,17 @@ impl<'a> WriteSlot<'_, 'a> {
         seg.slot_word(slot, ctl::slot::STATE).store(st.with(SlotKind::Ready, 0).encode(), Ordering::Release);
         // SYNC POINT ring-cell: pairs with the Acquire load of the cell in `Consumer::claim*`.
         seg.ring_cell(pos).store((pos & POS_MASK) << 16 | u64::from(slot), Ordering::Release);
-        p.write_pos = pos + 1;
-        p.next_seq = seq + 1;
+        p.write_pos = pos.wrapping_add(1);
+        p.next_seq = seq.wrapping_add(1);
+        // `next_seq` before `write_pos`: a crash in between leaves next_seq ahead, which a
+        // takeover counts as a dropped frame instead of reissuing the sequence number.
+        // SYNC POINT next-seq: pairs with Acquire loads in `Segment::stats` / takeover.
+        seg.ctl(ctl::NEXT_SEQ).store(p.next_seq, Ordering::Release);
         // SYNC POINT write-pos: pairs with the Acquire loads of `write_pos` in `Consumer::claim*`;
         // the cell is written before any consumer can look for position `pos`.
         seg.ctl(ctl::WRITE_POS).store(p.write_pos, Ordering::Release);
-        seg.ctl(ctl::NEXT_SEQ).store(p.next_seq, Ordering::Release);
+        // The SeqCst fence inside also serves SYNC POINT join (see `Segment::register`): our
+        // `write_pos` store is ordered before the entry loads of our next `min_cursor`.
         let wake = seg.bump_if_waiters(ctl::FRAME_WAKE, ctl::FRAME_WAITERS);
         core::mem::forget(self);
         Published { seq, pos, wake }
@@ -1110,6 +1244,9 @@ pub struct Consumer<'a> {
     cursor: u64,
     delivered: u64,
     skipped: u64,
+    /// Frames held now; mirrored into the entry word at the end of every operation so that a
+    /// non-forced reclaim can see, atomically, that we may be reading.
+    holds: u16,
 }
 
 impl<'a> Consumer<'a> {
@@ -1143,8 +1280,8 @@ impl<'a> Consumer<'a> {
         self.seg.entry(self.idx, ctl::consumer::LEASE_NS).store(deadline_ns, Ordering::Relaxed);
     }
 
-    fn alive_word(&self, busy: bool) -> u64 {
-        entry_word(ENTRY_ALIVE, busy, self.kind as u64, self.gen)
+    fn alive_word(&self, busy: bool, holds: u16) -> u64 {
+        entry_word(ENTRY_ALIVE, busy, self.kind as u64, holds, self.gen)
     }
 
     /// Opens the busy bracket; fails once the entry was reclaimed.
@@ -1153,27 +1290,95 @@ impl<'a> Consumer<'a> {
         // we see RECLAIMING/FREE and stop; if we won, reclaim sees busy and waits.
         self.seg
             .entry(self.idx, ctl::consumer::STATE)
-            .compare_exchange(self.alive_word(false), self.alive_word(true), Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(
+                self.alive_word(false, self.holds),
+                self.alive_word(true, self.holds),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
             .map(|_| ())
             .map_err(|_| ClaimError::Evicted)
     }
 
-    fn leave(&self) {
-        // Release: everything done inside the bracket is visible to a reclaimer that sees idle.
+    /// Closes the bracket, publishing the new hold count. False when a forced reclaim took
+    /// the entry while we were inside.
+    fn leave(&self, held_before: u16) -> bool {
+        // SYNC POINT entry-evict: Release pairs with the Acquire load in `Segment::reclaim`:
+        // everything done inside the bracket is visible to a reclaimer that sees us idle.
         // A CAS so that a forced reclaim that already took the entry is not undone.
-        let _ = self.seg.entry(self.idx, ctl::consumer::STATE).compare_exchange(
-            self.alive_word(true),
-            self.alive_word(false),
-            Ordering::Release,
-            Ordering::Relaxed,
-        );
+        self.seg
+            .entry(self.idx, ctl::consumer::STATE)
+            .compare_exchange(
+                self.alive_word(true, held_before),
+                self.alive_word(false, self.holds),
+                Ordering::Release,
+                Ordering::Relaxed,
+            )
+            .is_ok()
     }
 
-    fn bracket<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, ClaimError>) -> Result<T, ClaimError> {
+    /// Runs `f` inside the busy bracket. If a forced reclaim evicted us meanwhile (it should
+    /// only be forced on dead processes, but if it hit a live one), whatever `f` claimed is
+    /// given back by `undo`, so no hold outlives the entry, and the result is `Evicted`.
+    fn bracket<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, ClaimError>,
+        undo: impl FnOnce(&Self, T),
+    ) -> Result<T, ClaimError> {
         self.enter()?;
+        let before = self.holds;
         let r = f(self);
-        self.leave();
-        r
+        if self.leave(before) {
+            return r;
+        }
+        if let Ok(v) = r {
+            undo(self, v);
+        }
+        self.holds = 0;
+        Err(ClaimError::Evicted)
+    }
+
+    /// Clears our bit from `frame`'s slot; returns whether the slot lost its last holder.
+    fn unhold(&self, frame: &Frame) -> Result<bool, ClaimError> {
+        if frame.slot >= self.seg.layout.spec.slot_count {
+            return Err(ClaimError::NotHeld);
+        }
+        let bit = 1u16 << self.idx;
+        let w = self.seg.slot_word(frame.slot, ctl::slot::STATE);
+        // Relaxed: only a starting guess for the CAS below, which carries the ordering.
+        let mut cur = w.load(Ordering::Relaxed);
+        for _ in 0..RETRY_LIMIT {
+            let st = SlotState::decode(cur);
+            if st.gen != frame.gen || st.holders & bit == 0 || !matches!(st.kind, SlotKind::Ready | SlotKind::Taken) {
+                return Err(ClaimError::NotHeld);
+            }
+            let next = released(st, bit);
+            // SYNC POINT slot-release: Release pairs with the Acquire CAS in
+            // `Producer::try_take`: our payload reads happen before the producer rewrites.
+            match w.compare_exchange(cur, next.encode(), Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return Ok(next.holders == 0),
+                Err(now) => cur = now,
+            }
+        }
+        Err(ClaimError::Contended)
+    }
+
+    /// Checks that this consumer holds `frame` (its bit set at the frame's generation).
+    fn holding(&self, frame: &Frame) -> Result<(), ClaimError> {
+        if frame.slot >= self.seg.layout.spec.slot_count {
+            return Err(ClaimError::NotHeld);
+        }
+        // SYNC POINT slot-ready: Acquire pairs with the claim CAS's release sequence; if we see
+        // our bit at this generation, the producer cannot write the slot until we release it.
+        let st = SlotState::decode(self.seg.slot_word(frame.slot, ctl::slot::STATE).load(Ordering::Acquire));
+        let held = st.gen == frame.gen
+            && st.holders & (1u16 << self.idx) != 0
+            && matches!(st.kind, SlotKind::Ready | SlotKind::Taken);
+        if held {
+            Ok(())
+        } else {
+            Err(ClaimError::NotHeld)
+        }
     }
 
     /// Claims the next frame according to this consumer's kind.
@@ -1182,11 +1387,20 @@ impl<'a> Consumer<'a> {
     /// [`ClaimError::Empty`] when nothing is available, [`ClaimError::Evicted`] after a reclaim,
     /// [`ClaimError::Corrupt`] / [`ClaimError::Contended`] for hostile shared state.
     pub fn claim(&mut self) -> Result<Frame, ClaimError> {
-        self.bracket(|c| match c.kind {
-            ConsumerKind::Worker => c.claim_work(),
-            ConsumerKind::Subscriber => c.claim_broadcast(),
-            ConsumerKind::Latest => c.claim_latest(),
-        })
+        self.bracket(
+            |c| {
+                let frame = match c.kind {
+                    ConsumerKind::Worker => c.claim_work(),
+                    ConsumerKind::Subscriber => c.claim_broadcast(),
+                    ConsumerKind::Latest => c.claim_latest(),
+                }?;
+                c.holds += 1;
+                Ok(frame)
+            },
+            |c, frame| {
+                let _ = c.unhold(&frame);
+            },
+        )
     }
 
     /// Tries to add our hold to the frame at `pos` if the ring still maps it to a READY slot.
@@ -1245,6 +1459,14 @@ impl<'a> Consumer<'a> {
                     return Err(ClaimError::Corrupt);
                 }
                 return Err(ClaimError::Empty);
+            }
+            let ring = u64::from(seg.layout.ring_capacity);
+            if wp - c > ring {
+                // Positions before wp - ring had their cells overwritten: those frames can no
+                // longer be claimed through the ring (they were dropped or consumed). Jump, so a
+                // worker that fell far behind a DropOldest producer catches up in one step.
+                let _ = cursor.compare_exchange(c, wp - ring, Ordering::AcqRel, Ordering::Relaxed);
+                continue;
             }
             match self.try_hold(c, true)? {
                 Some(frame) => {
@@ -1334,24 +1556,35 @@ impl<'a> Consumer<'a> {
 
     /// Copies `dst.len()` payload bytes of `frame` from offset `at` into `dst`.
     ///
+    /// # Errors
+    /// [`ClaimError::NotHeld`] when this consumer does not hold `frame` (a forged or stale frame):
+    /// nothing is read.
+    ///
     /// # Panics
     /// When the range exceeds the slot capacity.
-    pub fn read(&self, frame: &Frame, at: u64, dst: &mut [u8]) {
+    pub fn read(&self, frame: &Frame, at: u64, dst: &mut [u8]) -> Result<(), ClaimError> {
         let cap = self.seg.layout.spec.slot_payload_size;
-        assert!(frame.slot < self.seg.layout.spec.slot_count);
         assert!(at.checked_add(dst.len() as u64).is_some_and(|e| e <= cap), "read past the end of the slot");
+        self.holding(frame)?;
         let region = self.seg.region;
+        let off = self.seg.layout.slot_offset(frame.slot) + at;
         region.tracker(frame.slot as usize).read(|| {
-            // SAFETY: we hold the slot (our bit is set), so no honest writer touches it; range
-            // checked above against the validated layout.
-            unsafe { region.copy_out((frame.offset + at) as usize, dst) }
+            // SAFETY: we hold the slot (checked just above; only our own release or a forced
+            // reclaim of a dead process can end that), so no honest writer touches it; the range
+            // is inside the slot, checked above against the validated layout.
+            unsafe { region.copy_out(off as usize, dst) }
         });
+        Ok(())
     }
 
     /// Raw pointer to `frame`'s payload, for reading in place (an accelerator input). Valid for
     /// the slot capacity until `frame` is released.
-    pub fn payload_ptr(&self, frame: &Frame) -> *const u8 {
-        self.seg.region.base().as_ptr().wrapping_add(frame.offset as usize)
+    ///
+    /// # Errors
+    /// [`ClaimError::NotHeld`] when this consumer does not hold `frame`.
+    pub fn payload_ptr(&self, frame: &Frame) -> Result<*const u8, ClaimError> {
+        self.holding(frame)?;
+        Ok(self.seg.region.base().as_ptr().wrapping_add(self.seg.layout.slot_offset(frame.slot) as usize))
     }
 
     /// Gives `frame` back. Returns true when the producer sleeps waiting for space and the
@@ -1361,40 +1594,22 @@ impl<'a> Consumer<'a> {
     /// [`ClaimError::Evicted`] when this consumer was reclaimed (the hold is already gone),
     /// [`ClaimError::NotHeld`] for a frame this consumer does not hold.
     pub fn release(&mut self, frame: Frame) -> Result<bool, ClaimError> {
-        self.bracket(|c| {
-            let seg = c.seg;
-            if frame.slot >= seg.layout.spec.slot_count {
-                return Err(ClaimError::NotHeld);
-            }
-            let bit = 1u16 << c.idx;
-            let w = seg.slot_word(frame.slot, ctl::slot::STATE);
-            let mut cur = w.load(Ordering::Relaxed);
-            for _ in 0..RETRY_LIMIT {
-                let st = SlotState::decode(cur);
-                if st.gen != frame.gen || st.holders & bit == 0 || !matches!(st.kind, SlotKind::Ready | SlotKind::Taken)
-                {
-                    return Err(ClaimError::NotHeld);
-                }
-                let next = released(st, bit);
-                // SYNC POINT slot-release: Release pairs with the Acquire CAS in
-                // `Producer::try_take`: our payload reads happen before the producer rewrites.
-                match w.compare_exchange(cur, next.encode(), Ordering::Release, Ordering::Relaxed) {
-                    Ok(_) => {
-                        let freed = next.holders == 0;
-                        return Ok(freed && seg.bump_if_waiters(ctl::SPACE_WAKE, ctl::SPACE_WAITERS));
-                    }
-                    Err(now) => cur = now,
-                }
-            }
-            Err(ClaimError::Contended)
-        })
+        self.bracket(
+            |c| {
+                let freed = c.unhold(&frame)?;
+                c.holds -= 1;
+                Ok(freed && c.seg.bump_if_waiters(ctl::SPACE_WAKE, ctl::SPACE_WAITERS))
+            },
+            |_, _| {},
+        )
     }
 
-    /// Leaves the consumer table, releasing any frames still held.
+    /// Leaves the consumer table. Release every frame first.
     ///
     /// # Errors
-    /// [`ReclaimError`] when the entry was already reclaimed.
-    pub fn unregister(self) -> Result<u32, ReclaimError> {
+    /// [`ReclaimError::Holding`] while frames are still held; [`ReclaimError::Stale`] when the
+    /// entry was already reclaimed.
+    pub fn unregister(self) -> Result<Reclaimed, ReclaimError> {
         self.seg.reclaim(self.idx, self.gen, false)
     }
 }
@@ -1427,11 +1642,11 @@ mod tests {
 
     #[test]
     fn entry_word_roundtrips() {
-        let w = entry_word(ENTRY_ALIVE, true, ConsumerKind::Latest as u64, u32::MAX);
+        let w = entry_word(ENTRY_ALIVE, true, ConsumerKind::Latest as u64, 1024, u32::MAX);
         assert_eq!(
             EntryState::decode(w),
-            EntryState { status: 1, busy: true, kind: Some(ConsumerKind::Latest), gen: u32::MAX }
+            EntryState { status: 1, busy: true, kind: Some(ConsumerKind::Latest), holds: 1024, gen: u32::MAX }
         );
-        assert_eq!(EntryState::decode(0), EntryState { status: 0, busy: false, kind: None, gen: 0 });
+        assert_eq!(EntryState::decode(0), EntryState { status: 0, busy: false, kind: None, holds: 0, gen: 0 });
     }
 }

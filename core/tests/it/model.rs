@@ -137,7 +137,7 @@ impl Model {
 }
 
 fn run(pattern: Pattern, policy: OverflowPolicy, slots: u32, ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let seg = segment(spec(slots, LEN as u32).with_pattern(pattern).with_policy(policy).with_max_consumers(4));
+    let (_mem, seg) = segment(spec(slots, LEN as u32).with_pattern(pattern).with_policy(policy).with_max_consumers(4));
     let mut producer = seg.attach_producer(1).unwrap();
     let kind = if pattern == Pattern::WorkQueue { ConsumerKind::Worker } else { ConsumerKind::Subscriber };
     let mut model = Model {
@@ -201,7 +201,7 @@ fn run(pattern: Pattern, policy: OverflowPolicy, slots: u32, ops: Vec<Op>) -> Re
             Op::Kill(c) => {
                 let Some(consumer) = real[c].take() else { continue };
                 let idx = consumer.index() as usize;
-                let n = seg.reclaim(consumer.index(), consumer.generation(), true).unwrap();
+                let n = seg.reclaim(consumer.index(), consumer.generation(), true).unwrap().cleared;
                 prop_assert_eq!(n as usize, held[c].len());
                 for frame in held[c].drain(..) {
                     model.release(idx, frame.pos);

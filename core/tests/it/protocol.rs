@@ -7,7 +7,7 @@ const LEN: usize = 32;
 
 #[test]
 fn work_queue_delivers_each_frame_once_in_order() {
-    let seg = segment(spec(4, LEN as u32));
+    let (_mem, seg) = segment(spec(4, LEN as u32));
     let mut p = seg.attach_producer(1).unwrap();
     let mut w1 = seg.register(ConsumerKind::Worker, 2).unwrap();
     let mut w2 = seg.register(ConsumerKind::Worker, 3).unwrap();
@@ -31,7 +31,7 @@ fn work_queue_delivers_each_frame_once_in_order() {
 
 #[test]
 fn block_policy_reports_full_and_loses_nothing() {
-    let seg = segment(spec(2, LEN as u32));
+    let (_mem, seg) = segment(spec(2, LEN as u32));
     let mut p = seg.attach_producer(1).unwrap();
     let mut w = seg.register(ConsumerKind::Worker, 2).unwrap();
     publish(&mut p, LEN).unwrap();
@@ -46,7 +46,7 @@ fn block_policy_reports_full_and_loses_nothing() {
 
 #[test]
 fn drop_oldest_reuses_the_oldest_unclaimed_frame_and_counts_it() {
-    let seg = segment(spec(3, LEN as u32).with_policy(OverflowPolicy::DropOldest));
+    let (_mem, seg) = segment(spec(3, LEN as u32).with_policy(OverflowPolicy::DropOldest));
     let mut p = seg.attach_producer(1).unwrap();
     let mut w = seg.register(ConsumerKind::Worker, 2).unwrap();
     for _ in 0..3 {
@@ -68,7 +68,7 @@ fn drop_oldest_reuses_the_oldest_unclaimed_frame_and_counts_it() {
 
 #[test]
 fn drop_newest_skips_the_incoming_frame_and_consumes_its_seq() {
-    let seg = segment(spec(2, LEN as u32).with_policy(OverflowPolicy::DropNewest));
+    let (_mem, seg) = segment(spec(2, LEN as u32).with_policy(OverflowPolicy::DropNewest));
     let mut p = seg.attach_producer(1).unwrap();
     let mut w = seg.register(ConsumerKind::Worker, 2).unwrap();
     publish(&mut p, LEN).unwrap();
@@ -83,7 +83,7 @@ fn drop_newest_skips_the_incoming_frame_and_consumes_its_seq() {
 
 #[test]
 fn broadcast_gives_every_frame_to_every_subscriber() {
-    let seg = segment(spec(3, LEN as u32).with_pattern(Pattern::Broadcast));
+    let (_mem, seg) = segment(spec(3, LEN as u32).with_pattern(Pattern::Broadcast));
     let mut p = seg.attach_producer(1).unwrap();
     let mut s1 = seg.register(ConsumerKind::Subscriber, 2).unwrap();
     let mut s2 = seg.register(ConsumerKind::Subscriber, 3).unwrap();
@@ -102,7 +102,7 @@ fn broadcast_gives_every_frame_to_every_subscriber() {
 
 #[test]
 fn broadcast_block_waits_for_the_slowest_subscriber() {
-    let seg = segment(spec(2, LEN as u32).with_pattern(Pattern::Broadcast));
+    let (_mem, seg) = segment(spec(2, LEN as u32).with_pattern(Pattern::Broadcast));
     let mut p = seg.attach_producer(1).unwrap();
     let mut fast = seg.register(ConsumerKind::Subscriber, 2).unwrap();
     let mut slow = seg.register(ConsumerKind::Subscriber, 3).unwrap();
@@ -124,7 +124,8 @@ fn broadcast_block_waits_for_the_slowest_subscriber() {
 
 #[test]
 fn broadcast_drop_oldest_shows_gaps_to_the_slow_subscriber() {
-    let seg = segment(spec(2, LEN as u32).with_pattern(Pattern::Broadcast).with_policy(OverflowPolicy::DropOldest));
+    let (_mem, seg) =
+        segment(spec(2, LEN as u32).with_pattern(Pattern::Broadcast).with_policy(OverflowPolicy::DropOldest));
     let mut p = seg.attach_producer(1).unwrap();
     let mut slow = seg.register(ConsumerKind::Subscriber, 3).unwrap();
     for _ in 0..5 {
@@ -141,7 +142,7 @@ fn broadcast_drop_oldest_shows_gaps_to_the_slow_subscriber() {
 
 #[test]
 fn latest_reader_gets_the_newest_frame_and_counts_what_it_skipped() {
-    let seg = segment(spec(4, LEN as u32));
+    let (_mem, seg) = segment(spec(4, LEN as u32));
     let mut p = seg.attach_producer(1).unwrap();
     let mut tap = seg.register(ConsumerKind::Latest, 2).unwrap();
     let mut w = seg.register(ConsumerKind::Worker, 3).unwrap();
@@ -167,7 +168,7 @@ fn latest_reader_gets_the_newest_frame_and_counts_what_it_skipped() {
 
 #[test]
 fn registration_checks_pattern_and_table_size() {
-    let seg = segment(spec(2, LEN as u32).with_max_consumers(2));
+    let (_mem, seg) = segment(spec(2, LEN as u32).with_max_consumers(2));
     assert!(matches!(seg.register(ConsumerKind::Subscriber, 1), Err(segment::RegisterError::WrongPattern { .. })));
     let _a = seg.register(ConsumerKind::Worker, 1).unwrap();
     let _b = seg.register(ConsumerKind::Latest, 2).unwrap();
@@ -176,7 +177,7 @@ fn registration_checks_pattern_and_table_size() {
 
 #[test]
 fn producer_is_unique_and_a_takeover_recovers_its_slots() {
-    let seg = segment(spec(3, LEN as u32));
+    let (_mem, seg) = segment(spec(3, LEN as u32));
     let mut p = seg.attach_producer(10).unwrap();
     assert_eq!(seg.attach_producer(11).unwrap_err(), segment::AttachError::Busy { owner: 10 });
     publish(&mut p, LEN).unwrap();
@@ -196,7 +197,7 @@ fn producer_is_unique_and_a_takeover_recovers_its_slots() {
 
 #[test]
 fn superseded_producer_stops() {
-    let seg = segment(spec(2, LEN as u32));
+    let (_mem, seg) = segment(spec(2, LEN as u32));
     let mut old = seg.attach_producer(10).unwrap();
     let _new = seg.take_over_producer(11, 10).unwrap();
     assert_eq!(old.begin().unwrap_err(), BeginError::Superseded);
@@ -204,7 +205,7 @@ fn superseded_producer_stops() {
 
 #[test]
 fn reclaim_returns_a_dead_workers_slots_and_fences_its_late_release() {
-    let seg = segment(spec(3, LEN as u32));
+    let (_mem, seg) = segment(spec(3, LEN as u32));
     let mut p = seg.attach_producer(1).unwrap();
     let mut w = seg.register(ConsumerKind::Worker, 2).unwrap();
     publish(&mut p, LEN).unwrap();
@@ -212,7 +213,10 @@ fn reclaim_returns_a_dead_workers_slots_and_fences_its_late_release() {
     let a = w.claim().unwrap();
     let b = w.claim().unwrap();
     assert_eq!(seg.census().held_by[w.index() as usize], 2);
-    assert_eq!(seg.reclaim(w.index(), w.generation(), false), Ok(2));
+    // Not known dead: a consumer that holds frames may be reading them, so it is left alone.
+    assert_eq!(seg.reclaim(w.index(), w.generation(), false), Err(ReclaimError::Holding { frames: 2 }));
+    // The platform found its process dead.
+    assert_eq!(seg.reclaim(w.index(), w.generation(), true).map(|r| r.cleared), Ok(2));
     assert_eq!(seg.census().free, 3);
     assert_eq!(seg.stats().reclaimed, 2);
     // The presumed-dead worker wakes up: every operation is refused and changes nothing.
@@ -232,22 +236,24 @@ fn reclaim_returns_a_dead_workers_slots_and_fences_its_late_release() {
 
 #[test]
 fn release_of_a_frame_not_held_is_refused() {
-    let seg = segment(spec(2, LEN as u32));
+    let (_mem, seg) = segment(spec(2, LEN as u32));
     let mut p = seg.attach_producer(1).unwrap();
     let mut w = seg.register(ConsumerKind::Worker, 2).unwrap();
     publish(&mut p, LEN).unwrap();
     let f = w.claim().unwrap();
-    let forged =
-        Frame { slot: f.slot, gen: f.gen + 1, pos: f.pos, seq: f.seq, epoch: f.epoch, meta: f.meta, offset: f.offset };
+    let forged = Frame { slot: f.slot, gen: f.gen + 1, pos: f.pos, seq: f.seq, epoch: f.epoch, meta: f.meta };
+    assert_eq!(w.read(&forged, 0, &mut [0; 4]), Err(ClaimError::NotHeld), "a forged frame reads nothing");
+    assert_eq!(w.payload_ptr(&forged), Err(ClaimError::NotHeld));
     assert_eq!(w.release(forged), Err(ClaimError::NotHeld));
-    let out_of_range = Frame { slot: 99, gen: f.gen, pos: 0, seq: 0, epoch: 0, meta: f.meta, offset: 0 };
+    let out_of_range = Frame { slot: 99, gen: f.gen, pos: 0, seq: 0, epoch: 0, meta: f.meta };
+    assert_eq!(w.read(&out_of_range, 0, &mut [0; 4]), Err(ClaimError::NotHeld));
     assert_eq!(w.release(out_of_range), Err(ClaimError::NotHeld));
     w.release(f).unwrap();
 }
 
 #[test]
 fn metadata_travels_with_the_frame() {
-    let seg = segment(spec(2, LEN as u32));
+    let (_mem, seg) = segment(spec(2, LEN as u32));
     let mut p = seg.attach_producer(1).unwrap();
     let mut w = seg.register(ConsumerKind::Worker, 2).unwrap();
     let meta = segment::FrameMeta {
@@ -268,7 +274,7 @@ fn metadata_travels_with_the_frame() {
 
 #[test]
 fn corrupt_control_words_give_errors_not_ub() {
-    let seg = segment(spec(2, LEN as u32));
+    let (_mem, seg) = segment(spec(2, LEN as u32));
     let mut p = seg.attach_producer(1).unwrap();
     let mut w = seg.register(ConsumerKind::Worker, 2).unwrap();
     publish(&mut p, LEN).unwrap();
@@ -284,4 +290,98 @@ fn corrupt_control_words_give_errors_not_ub() {
     // SAFETY: as above.
     unsafe { cursor.write_volatile(1 << 50) };
     assert_eq!(w.claim(), Err(ClaimError::Corrupt));
+}
+
+/// Writes `v` into control word `rel` of the control area (simulating a crash or a peer).
+fn poke(seg: &Segment<'_>, rel: u64, v: u64) {
+    let off = seg.layout().control_offset + rel;
+    let word = seg.region().base().as_ptr().wrapping_add(off as usize) as *mut u64;
+    // SAFETY: an 8-aligned control word inside the live region; no other thread runs.
+    unsafe { word.write_volatile(v) };
+}
+
+#[test]
+fn takeover_after_a_crash_between_counters_never_reissues_a_sequence_number() {
+    use framebus_core::layout::ctl;
+    let (_mem, seg) = segment(spec(4, LEN as u32));
+    let mut p = seg.attach_producer(10).unwrap();
+    publish(&mut p, LEN).unwrap();
+    publish(&mut p, LEN).unwrap();
+    std::mem::forget(p);
+    // The producer died after storing next_seq = 3 for seq 2 but before advancing write_pos.
+    poke(&seg, ctl::NEXT_SEQ, 3);
+    let mut p2 = seg.take_over_producer(11, 10).unwrap();
+    let s = seg.stats();
+    assert_eq!((s.next_seq, s.write_pos, s.dropped_newest), (3, 2, 1), "seq 2 counts as dropped");
+    let mut slot = p2.begin().unwrap();
+    slot.write(0, &[crate::util::pattern(3, 0)]);
+    assert_eq!(slot.publish(segment::FrameMeta::default()).seq, 3, "seq 2 is not issued again");
+}
+
+#[test]
+fn taking_over_from_oneself_is_refused() {
+    let (_mem, seg) = segment(spec(2, LEN as u32));
+    let _p = seg.attach_producer(10).unwrap();
+    assert_eq!(seg.take_over_producer(10, 10).unwrap_err(), segment::AttachError::Busy { owner: 10 });
+}
+
+#[test]
+fn reclaim_wakes_a_producer_sleeping_for_space() {
+    let (_mem, seg) = segment(spec(1, LEN as u32).with_pattern(Pattern::Broadcast));
+    let mut p = seg.attach_producer(1).unwrap();
+    let idle = seg.register(ConsumerKind::Subscriber, 2).unwrap();
+    publish(&mut p, LEN).unwrap();
+    assert_eq!(publish(&mut p, LEN), Err(BeginError::Full), "the idle subscriber has not read frame 0");
+    let (_, waiters) = seg.space_wake_words();
+    waiters.store(1, sync::Ordering::SeqCst); // the producer announces that it sleeps
+                                              // The subscriber holds nothing, so even a non-forced reclaim may drop it.
+    let r = seg.reclaim(idle.index(), idle.generation(), false).unwrap();
+    assert_eq!((r.cleared, r.wake), (0, true));
+    assert!(p.has_space());
+    assert_eq!(publish(&mut p, LEN), Ok(1));
+}
+
+#[test]
+fn a_worker_far_behind_a_drop_oldest_producer_catches_up_in_one_claim() {
+    let (_mem, seg) = segment(spec(4, LEN as u32).with_policy(OverflowPolicy::DropOldest));
+    let mut p = seg.attach_producer(1).unwrap();
+    let mut w = seg.register(ConsumerKind::Worker, 2).unwrap();
+    for _ in 0..50_000 {
+        publish(&mut p, LEN).unwrap();
+    }
+    let f = w.claim().expect("one claim suffices however far behind");
+    assert_eq!(f.seq, 50_000 - 4, "the oldest frame still in a slot");
+    w.release(f).unwrap();
+}
+
+#[test]
+fn hostile_counters_do_not_panic_the_producer_or_hang_a_worker() {
+    use framebus_core::layout::ctl;
+    let (_mem, seg) = segment(spec(2, LEN as u32));
+    poke(&seg, ctl::WRITE_POS, u64::MAX);
+    poke(&seg, ctl::NEXT_SEQ, u64::MAX);
+    poke(&seg, ctl::DROPPED_NEWEST, u64::MAX);
+    let mut p = seg.attach_producer(1).unwrap();
+    let mut slot = p.begin().unwrap();
+    slot.write(0, &[1]);
+    let _ = slot.publish(segment::FrameMeta::default());
+    let mut w = seg.register(ConsumerKind::Worker, 2).unwrap();
+    // Whatever it returns, it returns (bounded), and it never hands out a slot out of range.
+    if let Ok(f) = w.claim() {
+        assert!(f.slot < 2);
+        w.release(f).unwrap();
+    }
+}
+
+#[test]
+fn unregister_refuses_while_frames_are_held() {
+    let (_mem, seg) = segment(spec(2, LEN as u32));
+    let mut p = seg.attach_producer(1).unwrap();
+    let mut w = seg.register(ConsumerKind::Worker, 2).unwrap();
+    publish(&mut p, LEN).unwrap();
+    let f = w.claim().unwrap();
+    assert_eq!(seg.entry_state(w.index()).holds, 1);
+    w.release(f).unwrap();
+    assert_eq!(seg.entry_state(w.index()).holds, 0);
+    assert_eq!(w.unregister().map(|r| r.cleared), Ok(0));
 }

@@ -34,7 +34,7 @@ fn fill(slot: &mut WriteSlot<'_, '_>, seq: u64) {
 
 fn verify(c: &Consumer<'_>, f: &Frame) {
     let mut buf = [0u8; LEN];
-    c.read(f, 0, &mut buf);
+    c.read(f, 0, &mut buf).unwrap();
     for (i, b) in buf.iter().enumerate() {
         assert_eq!(*b, pattern(f.seq, i), "torn frame seq {} at byte {i}", f.seq);
     }
@@ -70,7 +70,7 @@ fn produce(seg: Segment<'static>, total: u64, done: &AtomicBool) -> (u64, u64) {
 #[test]
 fn work_queue_block_three_workers_lose_nothing() {
     let total = frames();
-    let seg = segment(spec(8, LEN as u32));
+    let (_mem, seg) = segment(spec(8, LEN as u32));
     let done = Arc::new(AtomicBool::new(false));
     let seen: Arc<Vec<AtomicU64>> = Arc::new((0..total.div_ceil(64)).map(|_| AtomicU64::new(0)).collect());
     let workers: Vec<_> = (0..3)
@@ -114,7 +114,7 @@ fn work_queue_block_three_workers_lose_nothing() {
 #[test]
 fn work_queue_drop_oldest_drops_only_what_it_counts() {
     let total = frames();
-    let seg = segment(spec(4, LEN as u32).with_policy(OverflowPolicy::DropOldest));
+    let (_mem, seg) = segment(spec(4, LEN as u32).with_policy(OverflowPolicy::DropOldest));
     let done = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..2)
         .map(|i| {
@@ -153,7 +153,7 @@ fn work_queue_drop_oldest_drops_only_what_it_counts() {
 #[test]
 fn broadcast_block_every_subscriber_sees_every_frame_in_order() {
     let total = frames() / 2;
-    let seg = segment(spec(6, LEN as u32).with_pattern(Pattern::Broadcast));
+    let (_mem, seg) = segment(spec(6, LEN as u32).with_pattern(Pattern::Broadcast));
     let done = Arc::new(AtomicBool::new(false));
     // Register before producing so that every subscriber starts at frame 0.
     let subs: Vec<_> = (0..2).map(|i| seg.register(ConsumerKind::Subscriber, 10 + i).unwrap()).collect();

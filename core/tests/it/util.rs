@@ -2,11 +2,18 @@
 use framebus_core::segment::FrameMeta;
 use framebus_core::*;
 
-/// A fresh segment over a heap region; the region is leaked so handles can be `'static`.
-pub fn segment(spec: SegmentSpec) -> Segment<'static> {
+/// Owns a test segment's memory; keep it alive while the segment is used.
+pub struct Memory(#[allow(dead_code)] std::sync::Arc<HeapRegion>);
+
+/// A fresh segment over a heap region. The `'static` lifetime is upheld by the test: the
+/// returned [`Memory`] stays alive until every thread using the segment has been joined.
+pub fn segment(spec: SegmentSpec) -> (Memory, Segment<'static>) {
     let layout = Layout::compute(&spec).expect("valid spec");
-    let heap: &'static HeapRegion = Box::leak(Box::new(HeapRegion::for_layout(&layout)));
-    Segment::create(heap.region(), &spec, Creator { id: 1, created_ns: 0 }).expect("create")
+    let heap = std::sync::Arc::new(HeapRegion::for_layout(&layout));
+    let seg = Segment::create(heap.region(), &spec, Creator { id: 1, created_ns: 0 }).expect("create");
+    // SAFETY: see above; every test binds `Memory` for the whole test body.
+    let seg: Segment<'static> = unsafe { std::mem::transmute::<Segment<'_>, Segment<'static>>(seg) };
+    (Memory(heap), seg)
 }
 
 /// Small gray frames: `bytes` bytes each.
@@ -33,7 +40,7 @@ pub fn publish(p: &mut Producer<'_>, len: usize) -> Result<u64, BeginError> {
 /// Reads `frame` and asserts its content is the pattern of its seq (no torn frame).
 pub fn check(c: &Consumer<'_>, frame: &Frame, len: usize) {
     let mut buf = vec![0u8; len];
-    c.read(frame, 0, &mut buf);
+    c.read(frame, 0, &mut buf).expect("consumer holds the frame it reads");
     for (i, b) in buf.iter().enumerate() {
         assert_eq!(*b, pattern(frame.seq, i), "torn frame: seq {} byte {i}", frame.seq);
     }
