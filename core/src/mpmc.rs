@@ -114,6 +114,7 @@ impl<'a> Mpmc<'a> {
                 }
                 return Err(RingError::Full);
             } else {
+                // Relaxed: a fresh starting point; the stamp's Acquire load orders what matters.
                 pos = enq.load(Ordering::Relaxed);
             }
         }
@@ -134,6 +135,7 @@ impl<'a> Mpmc<'a> {
             if diff == 0 {
                 match deq.compare_exchange_weak(pos, pos.wrapping_add(1), Ordering::Relaxed, Ordering::Relaxed) {
                     Ok(_) => {
+                        // Relaxed: ordered by the Acquire stamp load above (SYNC POINT mpmc-full).
                         let v = self.value(pos).load(Ordering::Relaxed);
                         // SYNC POINT mpmc-free: pairs with the Acquire stamp load in `push`.
                         self.stamp(pos).store(pos.wrapping_add(self.capacity), Ordering::Release);
@@ -147,6 +149,7 @@ impl<'a> Mpmc<'a> {
                 }
                 return Err(RingError::Empty);
             } else {
+                // Relaxed: a fresh starting point; the stamp's Acquire load orders what matters.
                 pos = deq.load(Ordering::Relaxed);
             }
         }

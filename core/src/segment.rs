@@ -481,6 +481,7 @@ impl<'a> Segment<'a> {
         }
         let seg = Segment { region, layout };
         let header = layout.encode_header(&creator);
+        // Relaxed: nobody may look at the segment before the Release store of the magic below.
         region.word(0).store(0, Ordering::Relaxed);
         for (i, chunk) in header.chunks_exact(8).enumerate().skip(1) {
             region.word(i * 8).store(u64::from_le_bytes(chunk.try_into().expect("8 bytes")), Ordering::Relaxed);
@@ -595,6 +596,8 @@ impl<'a> Segment<'a> {
         assert!(idx < self.layout.spec.max_consumers);
         (
             self.entry(idx, ctl::consumer::OWNER).load(Ordering::Acquire),
+            // The owner is published by `register`'s Release store of the entry word; the lease is
+            // advisory (stored Relaxed by `Consumer::set_lease`), the platform re-checks liveness.
             self.entry(idx, ctl::consumer::LEASE_NS).load(Ordering::Acquire),
         )
     }
@@ -701,6 +704,7 @@ impl<'a> Segment<'a> {
             let st = SlotState::decode(w.load(Ordering::Acquire));
             let unpublished = st.kind == SlotKind::Ready
                 && st.holders == 0
+                // Relaxed: the descriptor is only written by the producer, which is dead or is us.
                 && self.slot_word(s, ctl::slot::POS).load(Ordering::Relaxed) >= write_pos;
             if st.kind == SlotKind::Writing || unpublished {
                 // A CAS, not a store: a hostile peer may be changing the word; then we leave it.
@@ -730,6 +734,7 @@ impl<'a> Segment<'a> {
         }
         for idx in 0..self.layout.spec.max_consumers {
             let w = self.entry(idx, ctl::consumer::STATE);
+            // Acquire pairs with the Release store of FREE in `reclaim` (SYNC POINT entry-free).
             let cur = w.load(Ordering::Acquire);
             let st = EntryState::decode(cur);
             if u64::from(st.status) != ENTRY_FREE {
@@ -754,6 +759,7 @@ impl<'a> Segment<'a> {
                 (ctl::consumer::SKIPPED, 0),
                 (ctl::consumer::JOINED_POS, start),
             ] {
+                // Relaxed: published by the Release store of the entry word below (SYNC POINT entry-alive).
                 self.entry(idx, f).store(v, Ordering::Relaxed);
             }
             // SYNC POINT entry-alive: pairs with the Acquire loads of the entry state in
@@ -869,6 +875,7 @@ impl<'a> Segment<'a> {
         let mut cleared = 0;
         for s in 0..self.layout.spec.slot_count {
             let w = self.slot_word(s, ctl::slot::STATE);
+            // Acquire: starting value for the CAS loop below, which carries the ordering.
             let mut cur = w.load(Ordering::Acquire);
             let mut done = false;
             for _ in 0..RETRY_LIMIT {
@@ -906,6 +913,8 @@ impl<'a> Segment<'a> {
     }
 
     fn read_frame(&self, slot: u32, gen: u64) -> Frame {
+        // Relaxed: the caller holds the slot; the claim CAS (Acquire) ordered these after the
+        // producer's descriptor stores (SYNC POINT slot-ready).
         let r = |f| self.slot_word(slot, f).load(Ordering::Relaxed);
         let wh = r(ctl::slot::WIDTH_HEIGHT);
         let ff = r(ctl::slot::FORMAT_FLAGS);
@@ -1049,6 +1058,7 @@ impl<'a> Producer<'a> {
             };
             let mut best: Option<(u32, SlotState, u64)> = None;
             for s in 0..n {
+                // Relaxed: a scan for candidates; `try_take`'s Acquire CAS validates and orders.
                 let st = SlotState::decode(self.seg.slot_word(s, ctl::slot::STATE).load(Ordering::Relaxed));
                 if st.kind != SlotKind::Ready || st.holders != 0 {
                     continue;
@@ -1127,6 +1137,7 @@ impl<'a> Producer<'a> {
         let spec = self.seg.layout.spec;
         let min_cursor = if spec.pattern == Pattern::Broadcast { self.min_cursor() } else { 0 };
         (0..spec.slot_count).any(|s| {
+            // Acquire pairs with the release CASes in `Consumer::release` (a hint for sleeping).
             let st = SlotState::decode(self.seg.slot_word(s, ctl::slot::STATE).load(Ordering::Acquire));
             st.kind == SlotKind::Free
                 || (st.kind == SlotKind::Ready
@@ -1200,6 +1211,7 @@ impl<'a> WriteSlot<'_, 'a> {
             (ctl::slot::CHECKSUM, meta.checksum.unwrap_or(0)),
             (ctl::slot::EPOCH, p.epoch),
         ] {
+            // Relaxed: published by the Release store of the state word below (SYNC POINT slot-ready).
             seg.slot_word(slot, f).store(v, Ordering::Relaxed);
         }
         // SYNC POINT slot-ready: pairs with the Acquire claim CAS in `Consumer::claim*`; makes
@@ -1418,6 +1430,7 @@ impl<'a> Consumer<'a> {
         }
         let w = seg.slot_word(slot, ctl::slot::STATE);
         let bit = 1u16 << self.idx;
+        // Acquire: starting value for the CAS loop, which carries the ordering.
         let mut cur = w.load(Ordering::Acquire);
         for _ in 0..RETRY_LIMIT {
             let st = SlotState::decode(cur);

@@ -165,6 +165,7 @@ impl SpscProducer<'_> {
             }
         }
         for (i, &v) in record.iter().enumerate() {
+            // Relaxed: published by the Release store of `tail` below (SYNC POINT spsc-tail).
             self.ring.record(&self.region, self.tail, i as u32).store(v, Ordering::Relaxed);
         }
         self.tail = self.tail.wrapping_add(1);
@@ -203,6 +204,7 @@ impl SpscConsumer<'_> {
             return Err(RingError::Corrupt);
         }
         for (i, o) in out.iter_mut().enumerate() {
+            // Relaxed: ordered after the producer's stores by the Acquire load of `tail`.
             *o = self.ring.record(&self.region, self.head, i as u32).load(Ordering::Relaxed);
         }
         self.head = self.head.wrapping_add(1);
