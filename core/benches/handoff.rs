@@ -191,6 +191,121 @@ fn work_queue_stream(n: u64) -> Duration {
     d
 }
 
+/// Round trips over two framebus SPSC rings.
+fn spsc_ping_pong(n: u64) -> Duration {
+    let heap = Arc::new(HeapRegion::zeroed(16384));
+    let (a, b) = (
+        SpscLayout { base: 0, capacity: CAP, record_words: 1 },
+        SpscLayout { base: 4096, capacity: CAP, record_words: 1 },
+    );
+    a.init(&heap.region()).unwrap();
+    b.init(&heap.region()).unwrap();
+    let h2 = heap.clone();
+    let t = thread::spawn(move || {
+        let (mut rx, mut tx) = (a.consumer(h2.region()).unwrap(), b.producer(h2.region()).unwrap());
+        let mut v = [0];
+        for _ in 0..n {
+            while rx.pop(&mut v).is_err() {}
+            while tx.push(&v).is_err() {}
+        }
+    });
+    let (mut tx, mut rx) = (a.producer(heap.region()).unwrap(), b.consumer(heap.region()).unwrap());
+    let mut v = [0];
+    let start = Instant::now();
+    for i in 0..n {
+        while tx.push(&[i]).is_err() {}
+        while rx.pop(&mut v).is_err() {}
+    }
+    let d = start.elapsed();
+    t.join().unwrap();
+    d
+}
+
+/// Round trips over two rtrb rings.
+fn rtrb_ping_pong(n: u64) -> Duration {
+    let (mut atx, mut arx) = rtrb::RingBuffer::<u64>::new(CAP as usize);
+    let (mut btx, mut brx) = rtrb::RingBuffer::<u64>::new(CAP as usize);
+    let t = thread::spawn(move || {
+        for _ in 0..n {
+            let v = loop {
+                if let Ok(v) = arx.pop() {
+                    break v;
+                }
+            };
+            while btx.push(v).is_err() {}
+        }
+    });
+    let start = Instant::now();
+    for i in 0..n {
+        while atx.push(i).is_err() {}
+        while brx.pop().is_err() {}
+    }
+    let d = start.elapsed();
+    t.join().unwrap();
+    d
+}
+
+/// A 64-byte frame segment with a producer on one side and a worker on the other.
+fn frame_segment() -> Arc<HeapRegion> {
+    let spec = SegmentSpec::new(FrameGeometry::new(64, 1, PixelFormat::Gray8), 8);
+    let heap = Arc::new(HeapRegion::for_layout(&Layout::compute(&spec).unwrap()));
+    Segment::create(heap.region(), &spec, Creator::default()).unwrap();
+    heap
+}
+
+/// One frame through a work queue and back through a second one (publish, claim, read, release).
+fn work_queue_ping_pong(n: u64) -> Duration {
+    let (there, back) = (frame_segment(), frame_segment());
+    let (t2, b2) = (there.clone(), back.clone());
+    let echo = thread::spawn(move || {
+        let (s_in, s_out) = (Segment::open(t2.region()).unwrap(), Segment::open(b2.region()).unwrap());
+        let mut w = s_in.register(ConsumerKind::Worker, 3).unwrap();
+        let mut p = s_out.attach_producer(4).unwrap();
+        let mut buf = [0u8; 64];
+        for _ in 0..n {
+            let f = loop {
+                if let Ok(f) = w.claim() {
+                    break f;
+                }
+            };
+            w.read(&f, 0, &mut buf).unwrap();
+            w.release(f).unwrap();
+            let mut slot = loop {
+                if let Ok(s) = p.begin() {
+                    break s;
+                }
+            };
+            slot.write(0, &buf);
+            slot.publish(FrameMeta { payload_len: 64, ..FrameMeta::default() });
+        }
+    });
+    let (s_out, s_in) = (Segment::open(there.region()).unwrap(), Segment::open(back.region()).unwrap());
+    let mut p = s_out.attach_producer(1).unwrap();
+    let mut w = s_in.register(ConsumerKind::Worker, 2).unwrap();
+    let payload = [7u8; 64];
+    let mut buf = [0u8; 64];
+    let start = Instant::now();
+    for _ in 0..n {
+        let mut slot = loop {
+            if let Ok(s) = p.begin() {
+                break s;
+            }
+        };
+        slot.write(0, &payload);
+        slot.publish(FrameMeta { payload_len: 64, ..FrameMeta::default() });
+        let f = loop {
+            if let Ok(f) = w.claim() {
+                break f;
+            }
+        };
+        w.read(&f, 0, &mut buf).unwrap();
+        w.release(f).unwrap();
+    }
+    let d = start.elapsed();
+    echo.join().unwrap();
+    d
+}
+
 fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("throughput");
     g.throughput(Throughput::Elements(1));
@@ -204,6 +319,9 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("round_trip");
+    g.bench_function("framebus_spsc", |b| b.iter_custom(spsc_ping_pong));
+    g.bench_function("rtrb", |b| b.iter_custom(rtrb_ping_pong));
+    g.bench_function("framebus_work_queue_64B", |b| b.iter_custom(work_queue_ping_pong));
     g.bench_function("framebus_mpmc", |b| {
         b.iter_custom(|n| ping_pong(Arc::new(FbMpmc::new()), Arc::new(FbMpmc::new()), n))
     });
