@@ -57,6 +57,20 @@ impl AtomicU64 {
         self.0.fetch_add(v, order)
     }
 
+    /// Atomic subtract, returning the previous value.
+    #[inline]
+    pub fn fetch_sub(&self, v: u64, order: Ordering) -> u64 {
+        self.0.fetch_sub(v, order)
+    }
+
+    /// Address of the word, for a kernel wait primitive (futex) in the platform layer. On
+    /// little-endian targets the low 32 bits of the word are at this same address.
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn as_ptr(&self) -> *mut u64 {
+        self.0.as_ptr()
+    }
+
     /// Strong compare-and-swap.
     ///
     /// # Errors

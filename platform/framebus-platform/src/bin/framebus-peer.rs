@@ -1,0 +1,125 @@
+//! `framebus-peer ROLE NAME [ARGS]`: a minimal consumer or producer process over a named
+//! segment. The platform's multi-process tests spawn it; it is also handy for poking at a
+//! segment by hand.
+//!
+//! Roles:
+//! - `worker NAME` / `subscriber NAME`: consume until an END frame (flag bit 0), checking every
+//!   frame's contents; print `count sum sumsq skipped` and exit 0.
+//! - `hold NAME N`: register a worker, claim N frames, print `held`, then sleep until killed.
+//! - `producer NAME N`: attach (taking over a dead producer), publish N frames, sleep until killed.
+//!
+//! Frame contents: byte i of frame `seq` is `pattern(seq, i)`; see [`pattern`].
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use framebus_core::segment::FrameMeta;
+use framebus_core::{BeginError, ConsumerKind};
+use framebus_platform::{wait, SharedSegment};
+
+/// Flag bit marking the end of a stream.
+const END: u32 = 1;
+
+/// Byte `i` of frame `seq`.
+fn pattern(seq: u64, i: usize) -> u8 {
+    (seq.wrapping_mul(31).wrapping_add(i as u64 * 7) % 251) as u8
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let r = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["worker", name] => consume(name, ConsumerKind::Worker),
+        ["subscriber", name] => consume(name, ConsumerKind::Subscriber),
+        ["hold", name, n] => hold(name, n.parse().unwrap_or(1)),
+        ["producer", name, n] => produce(name, n.parse().unwrap_or(0)),
+        _ => Err("usage: framebus-peer worker|subscriber NAME | hold NAME N | producer NAME N".into()),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("framebus-peer: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Res = Result<(), Box<dyn std::error::Error>>;
+
+fn consume(name: &str, kind: ConsumerKind) -> Res {
+    let shared = SharedSegment::open(name)?;
+    let mut c = shared.register(kind)?;
+    println!("ready");
+    std::io::stdout().flush()?;
+    let len = shared.segment().layout().planes.frame_size as usize;
+    let mut buf = vec![0u8; len];
+    let (mut count, mut sum, mut sumsq, mut last) = (0u64, 0u128, 0u128, None::<u64>);
+    loop {
+        let f = wait::claim(&mut c, Duration::from_secs(20))?;
+        if f.meta.flags & END != 0 {
+            wait::release(&mut c, f)?;
+            break;
+        }
+        c.read(&f, 0, &mut buf)?;
+        if let Some(i) = buf.iter().enumerate().position(|(i, b)| *b != pattern(f.seq, i)) {
+            return Err(format!("torn frame: seq {} byte {i}", f.seq).into());
+        }
+        if last.is_some_and(|l| l >= f.seq) {
+            return Err(format!("order: seq {} after {}", f.seq, last.unwrap_or(0)).into());
+        }
+        last = Some(f.seq);
+        count += 1;
+        sum += u128::from(f.seq);
+        sumsq += u128::from(f.seq) * u128::from(f.seq);
+        wait::release(&mut c, f)?;
+    }
+    let (_, skipped) = c.counts();
+    println!("{count} {sum} {sumsq} {skipped}");
+    Ok(())
+}
+
+fn hold(name: &str, n: usize) -> Res {
+    let shared = SharedSegment::open(name)?;
+    let mut c = shared.register(ConsumerKind::Worker)?;
+    let frames: Vec<_> = (0..n).map(|_| wait::claim(&mut c, Duration::from_secs(20))).collect::<Result<_, _>>()?;
+    println!("held {}", frames.len());
+    std::io::stdout().flush()?;
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+fn produce(name: &str, n: u64) -> Res {
+    let shared = SharedSegment::open(name)?;
+    let seg = shared.segment();
+    let mut p = shared.attach_producer()?;
+    let len = seg.layout().planes.frame_size as usize;
+    let mut buf = vec![0u8; len];
+    let mut done = 0;
+    while done < n {
+        let seq = seg.stats().next_seq;
+        let full = match p.begin() {
+            Ok(mut slot) => {
+                buf.iter_mut().enumerate().for_each(|(i, b)| *b = pattern(seq, i));
+                slot.write(0, &buf);
+                wait::publish(slot, FrameMeta { payload_len: len as u64, ..FrameMeta::default() }, &seg);
+                done += 1;
+                false
+            }
+            Err(BeginError::Full) => true,
+            Err(BeginError::DroppedNewest { .. }) => {
+                done += 1;
+                false
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if full {
+            wait::wait_for_space(&p, Duration::from_secs(20))?;
+        }
+    }
+    println!("published {n}");
+    std::io::stdout().flush()?;
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}

@@ -1,0 +1,152 @@
+//! Linux: POSIX shared memory (`/dev/shm`), futex on the shared wake word, liveness from
+//! `/proc/PID/stat` (pid plus process start time, so a reused pid is not taken for life).
+
+use std::fs::File;
+use std::io;
+use std::time::Duration;
+
+use framebus_core::sync::AtomicU64;
+use rustix::fs::{fallocate, fchmod, fstat, ftruncate, statvfs, FallocateFlags, Mode};
+use rustix::io::Errno;
+use rustix::shm;
+use rustix::thread::futex;
+
+use crate::{Error, SegmentName};
+
+/// Where POSIX shared memory objects live.
+pub const SHM_DIR: &str = "/dev/shm";
+
+fn io_err(name: &SegmentName, op: &'static str, e: Errno) -> Error {
+    match e {
+        Errno::NOENT => Error::NotFound { name: name.to_string() },
+        Errno::EXIST => Error::AlreadyExists { name: name.to_string() },
+        Errno::ACCESS | Errno::PERM => Error::PermissionDenied { name: name.to_string() },
+        e => Error::Io { name: name.to_string(), op, source: io::Error::from(e) },
+    }
+}
+
+fn free_bytes() -> Option<u64> {
+    let st = statvfs(SHM_DIR).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// Creates `/dev/shm/framebus.NAME` with exactly `mode`, sized `size`, every page reserved.
+///
+/// Reserving (fallocate) is what turns a too-small `/dev/shm` into an error here instead of a
+/// SIGBUS in whichever process first touches an unbacked page mid-frame.
+pub fn create(name: &SegmentName, size: u64, mode: u32) -> Result<File, Error> {
+    if let Some(available) = free_bytes() {
+        if available < size {
+            return Err(Error::NoSpace { name: name.to_string(), needed: size, available });
+        }
+    }
+    let os = format!("/{}", name.os_name());
+    let mode = Mode::from_raw_mode(mode);
+    let fd = shm::open(os.as_str(), shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR, mode)
+        .map_err(|e| io_err(name, "create", e))?;
+    let undo = |e: Error| {
+        let _ = shm::unlink(os.as_str());
+        e
+    };
+    // The umask may have removed bits: set exactly what was asked for.
+    fchmod(&fd, mode).map_err(|e| undo(io_err(name, "chmod", e)))?;
+    ftruncate(&fd, size).map_err(|e| undo(io_err(name, "resize", e)))?;
+    match fallocate(&fd, FallocateFlags::empty(), 0, size) {
+        Ok(()) => {}
+        Err(Errno::NOSPC) => {
+            return Err(undo(Error::NoSpace {
+                name: name.to_string(),
+                needed: size,
+                available: free_bytes().unwrap_or(0),
+            }))
+        }
+        Err(e) => return Err(undo(io_err(name, "reserve pages of", e))),
+    }
+    Ok(File::from(fd))
+}
+
+/// Opens an existing segment for reading and writing; returns it with its size.
+pub fn open(name: &SegmentName) -> Result<(File, u64), Error> {
+    let os = format!("/{}", name.os_name());
+    let fd = shm::open(os.as_str(), shm::OFlags::RDWR, Mode::empty()).map_err(|e| io_err(name, "open", e))?;
+    let size = fstat(&fd).map_err(|e| io_err(name, "stat", e))?.st_size;
+    Ok((File::from(fd), u64::try_from(size).unwrap_or(0)))
+}
+
+/// Removes the name (mappings stay valid until unmapped).
+pub fn unlink(name: &SegmentName) -> Result<(), Error> {
+    shm::unlink(format!("/{}", name.os_name()).as_str()).map_err(|e| io_err(name, "remove", e))
+}
+
+/// Names (without prefix) of every framebus object in `/dev/shm`.
+pub fn list() -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(SHM_DIR)? {
+        let entry = entry?;
+        if let Some(n) = entry.file_name().to_str().and_then(|n| n.strip_prefix(crate::name::PREFIX)) {
+            names.push(n.to_string());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The futex word of a 64-bit wake word: its low 32 bits.
+fn futex_word(word: &AtomicU64) -> &std::sync::atomic::AtomicU32 {
+    let p = word.as_ptr().cast::<u32>();
+    #[cfg(target_endian = "big")]
+    let p = p.wrapping_add(1);
+    // SAFETY: `p` points at 4 aligned bytes inside the live 8-byte word `word` (the low half on
+    // this target's endianness), valid for as long as `word` is borrowed. The `AtomicU32` view is
+    // only handed to the kernel's futex call; Rust code never accesses the word at 32 bits, so
+    // there is no mixed-size atomic access on our side.
+    unsafe { &*p.cast::<std::sync::atomic::AtomicU32>() }
+}
+
+/// Sleeps while the low 32 bits of `word` equal `expected`, at most `timeout`. Returns false
+/// on timeout. Shared (not private) futex: the waker is another process.
+pub fn wait(word: &AtomicU64, expected: u32, timeout: Duration) -> bool {
+    let ts = rustix::time::Timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    !matches!(futex::wait(futex_word(word), futex::Flags::empty(), expected, Some(&ts)), Err(Errno::TIMEDOUT))
+}
+
+/// Wakes every process sleeping on `word`.
+pub fn wake(word: &AtomicU64) {
+    let _ = futex::wake(futex_word(word), futex::Flags::empty(), i32::MAX as u32);
+}
+
+/// Start time of `pid` in clock ticks since boot (`/proc/PID/stat` field 22).
+fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces: skip past it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// This process's liveness token: pid (low 32 bits) and start time (high 32 bits).
+pub fn process_token() -> u64 {
+    let pid = std::process::id();
+    let ticks = start_ticks(pid).unwrap_or(0);
+    u64::from(pid) | (ticks & 0xFFFF_FFFF) << 32
+}
+
+/// True when the process a token names is running (same pid and same start time).
+pub fn is_alive(token: u64) -> bool {
+    let pid = token as u32;
+    if pid == 0 {
+        return false;
+    }
+    match start_ticks(pid) {
+        Some(ticks) => ticks & 0xFFFF_FFFF == token >> 32,
+        None => false,
+    }
+}
+
+/// Monotonic clock in ns, shared by all processes of one boot (leases use it).
+pub fn now_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(t.tv_nsec as u64)
+}

@@ -1,0 +1,40 @@
+//! Platforms without a backing yet: every operation returns [`Error::Unsupported`], so the
+//! workspace builds everywhere (Windows named mappings arrive in a later step).
+
+use std::fs::File;
+use std::io;
+use std::time::Duration;
+
+use framebus_core::sync::AtomicU64;
+
+use crate::{Error, SegmentName};
+
+const WHAT: &str = "shared-memory segments (only Linux is implemented so far)";
+
+pub fn create(_: &SegmentName, _: u64, _: u32) -> Result<File, Error> {
+    Err(Error::Unsupported { what: WHAT })
+}
+pub fn open(_: &SegmentName) -> Result<(File, u64), Error> {
+    Err(Error::Unsupported { what: WHAT })
+}
+pub fn unlink(_: &SegmentName) -> Result<(), Error> {
+    Err(Error::Unsupported { what: WHAT })
+}
+pub fn list() -> io::Result<Vec<String>> {
+    Err(io::Error::new(io::ErrorKind::Unsupported, WHAT))
+}
+pub fn wait(_: &AtomicU64, _: u32, timeout: Duration) -> bool {
+    std::thread::sleep(timeout.min(Duration::from_millis(1)));
+    true
+}
+pub fn wake(_: &AtomicU64) {}
+pub fn process_token() -> u64 {
+    u64::from(std::process::id())
+}
+pub fn is_alive(_: u64) -> bool {
+    true
+}
+pub fn now_ns() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}

@@ -1,0 +1,144 @@
+//! Sleeping until a frame (or a free slot) arrives, and waking sleepers — across processes.
+//!
+//! The fast path makes no system call: a consumer spins briefly on `claim`, and only then
+//! announces itself in the segment's waiter count and sleeps on the shared wake word (a futex
+//! on Linux). The producer's `publish` bumps the word and asks for a wake only when the waiter
+//! count is non-zero. The handshake is the classic store-buffering pair, closed by SeqCst
+//! fences on both sides (`Segment::bump_if_waiters` in the core is the waker's half):
+//!
+//! ```text
+//! sleeper                                 waker
+//! seen = wake                             make the condition true (publish / release)
+//! waiters += 1; fence(SeqCst)             fence(SeqCst)
+//! re-check the condition                  if waiters != 0 { wake += 1; futex_wake(wake) }
+//! futex_wait(wake, seen)                  
+//! ```
+//!
+//! Either the sleeper's re-check sees the new frame, or the waker sees the waiter and changes
+//! `wake`, so the futex wait returns at once: no lost wake-up. Every wait has a timeout.
+
+use std::time::{Duration, Instant};
+
+use framebus_core::segment::{ClaimError, FrameMeta, Published, WriteSlot};
+use framebus_core::sync::{fence, Ordering};
+use framebus_core::{Consumer, Frame, Producer, Segment};
+
+use crate::os;
+
+/// Claims spun before sleeping (a few microseconds).
+pub const SPIN: u32 = 256;
+
+/// Why a wait ended without a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitError {
+    /// The timeout passed.
+    TimedOut,
+    /// The claim itself failed (evicted, corrupt).
+    Claim(ClaimError),
+}
+
+impl std::fmt::Display for WaitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TimedOut => {
+                write!(f, "timed out waiting: the producer may be stalled or gone (check `framebus inspect`)")
+            }
+            Self::Claim(e) => e.fmt(f),
+        }
+    }
+}
+impl std::error::Error for WaitError {}
+
+/// Claims the next frame, sleeping (without a busy loop) until one arrives or `timeout` passes.
+///
+/// # Errors
+/// [`WaitError::TimedOut`], or [`WaitError::Claim`] with the claim's own error.
+pub fn claim(consumer: &mut Consumer<'_>, timeout: Duration) -> Result<Frame, WaitError> {
+    let deadline = Instant::now() + timeout;
+    let seg = *consumer.segment();
+    let (wake, waiters) = seg.frame_wake_words();
+    let mut spins = 0;
+    loop {
+        match consumer.claim() {
+            Ok(f) => return Ok(f),
+            Err(ClaimError::Empty | ClaimError::Contended) => {}
+            Err(e) => return Err(WaitError::Claim(e)),
+        }
+        if spins < SPIN {
+            spins += 1;
+            std::hint::spin_loop();
+            continue;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(WaitError::TimedOut);
+        }
+        // SYNC POINT wake (sleeper): pairs with the waker's fence in the core's
+        // `bump_if_waiters`; `seen` is read before we announce ourselves.
+        let seen = wake.load(Ordering::Acquire) as u32;
+        waiters.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        let again = consumer.claim();
+        if !matches!(again, Err(ClaimError::Empty | ClaimError::Contended)) {
+            waiters.fetch_sub(1, Ordering::Release);
+            return again.map_err(WaitError::Claim);
+        }
+        os::wait(wake, seen, deadline - now);
+        // Release: pairs with nothing in particular; the count is only a hint for wakers.
+        waiters.fetch_sub(1, Ordering::Release);
+        spins = SPIN / 2;
+    }
+}
+
+/// Sleeps until the producer could acquire a slot (Block policy), or `timeout` passes.
+///
+/// # Errors
+/// [`WaitError::TimedOut`].
+pub fn wait_for_space(producer: &Producer<'_>, timeout: Duration) -> Result<(), WaitError> {
+    let deadline = Instant::now() + timeout;
+    let (wake, waiters) = producer.segment().space_wake_words();
+    loop {
+        if producer.has_space() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(WaitError::TimedOut);
+        }
+        // SYNC POINT wake (sleeper): as in `claim`, with `Consumer::release` and `reclaim` as wakers.
+        let seen = wake.load(Ordering::Acquire) as u32;
+        waiters.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if producer.has_space() {
+            waiters.fetch_sub(1, Ordering::Release);
+            return Ok(());
+        }
+        os::wait(wake, seen, deadline - now);
+        waiters.fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// Publishes `slot` and wakes sleeping consumers if there are any.
+pub fn publish(slot: WriteSlot<'_, '_>, meta: FrameMeta, seg: &Segment<'_>) -> Published {
+    let p = slot.publish(meta);
+    if p.wake {
+        os::wake(seg.frame_wake_words().0);
+    }
+    p
+}
+
+/// Releases `frame` and wakes a producer sleeping for space if needed.
+///
+/// # Errors
+/// As [`Consumer::release`].
+pub fn release(consumer: &mut Consumer<'_>, frame: Frame) -> Result<(), ClaimError> {
+    if consumer.release(frame)? {
+        os::wake(consumer.segment().space_wake_words().0);
+    }
+    Ok(())
+}
+
+/// Wakes a producer sleeping for space (after a reclaim that asked for it).
+pub fn wake_space(seg: &Segment<'_>) {
+    os::wake(seg.space_wake_words().0);
+}

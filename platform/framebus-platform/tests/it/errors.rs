@@ -1,0 +1,121 @@
+//! Opening things that are not valid segments: each gives a typed error whose message says
+//! what to do.
+use std::fs::OpenOptions;
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::PermissionsExt;
+
+use framebus_core::layout::hdr;
+use framebus_core::{FrameGeometry, HeaderError, PixelFormat, SegmentSpec};
+use framebus_platform::{CreateOptions, Error, SharedSegment};
+
+use crate::util::*;
+
+fn path(name: &str) -> String {
+    format!("/dev/shm/framebus.{name}")
+}
+
+#[test]
+fn missing_name() {
+    let e = SharedSegment::open(&unique("missing")).unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }), "{e}");
+    assert!(e.to_string().contains("framebus ls"));
+}
+
+#[test]
+fn bad_names_are_refused_before_touching_the_os() {
+    for bad in ["", "a/b", "../x", "..", "x y", &"n".repeat(65)] {
+        let e = SharedSegment::open(bad).unwrap_err();
+        assert!(matches!(e, Error::InvalidName { .. }), "{bad:?}: {e}");
+    }
+}
+
+#[test]
+fn truncated_segment() {
+    let name = unique("trunc");
+    let s = SharedSegment::create(&name, &spec(2), CreateOptions::default()).unwrap();
+    let len = s.segment().layout().total_size;
+    OpenOptions::new().write(true).open(path(&name)).unwrap().set_len(len - 4096).unwrap();
+    let e = SharedSegment::open(&name).unwrap_err();
+    assert!(matches!(e, Error::Header { error: HeaderError::SizeMismatch { .. }, .. }), "{e}");
+    assert!(e.to_string().contains("truncated"));
+    OpenOptions::new().write(true).open(path(&name)).unwrap().set_len(100).unwrap();
+    let e = SharedSegment::open(&name).unwrap_err();
+    assert!(matches!(e, Error::Header { error: HeaderError::TooSmall { .. }, .. }), "{e}");
+}
+
+#[test]
+fn garbage_header() {
+    let name = unique("junk");
+    let mut f = std::fs::File::create(path(&name)).unwrap();
+    f.write_all(&[0xA5; 8192]).unwrap();
+    let e = SharedSegment::open(&name).unwrap_err();
+    assert!(matches!(e, Error::Header { error: HeaderError::BadMagic { .. }, .. }), "{e}");
+    std::fs::remove_file(path(&name)).unwrap();
+}
+
+#[test]
+fn wrong_version() {
+    let name = unique("ver");
+    let _s = SharedSegment::create(&name, &spec(2), CreateOptions::default()).unwrap();
+    let mut f = OpenOptions::new().write(true).open(path(&name)).unwrap();
+    f.seek(SeekFrom::Start(hdr::VERSION as u64)).unwrap();
+    f.write_all(&7u32.to_le_bytes()).unwrap();
+    let e = SharedSegment::open(&name).unwrap_err();
+    assert!(matches!(e, Error::Header { error: HeaderError::UnsupportedVersion { found: 7 }, .. }), "{e}");
+}
+
+#[test]
+fn segments_are_owner_only_unless_asked() {
+    let name = unique("mode");
+    let _s = SharedSegment::create(&name, &spec(2), CreateOptions::default()).unwrap();
+    assert_eq!(std::fs::metadata(path(&name)).unwrap().permissions().mode() & 0o777, 0o600);
+    let wide = unique("mode");
+    let _w = SharedSegment::create(&wide, &spec(2), CreateOptions { mode: 0o660, ..CreateOptions::default() }).unwrap();
+    assert_eq!(std::fs::metadata(path(&wide)).unwrap().permissions().mode() & 0o777, 0o660);
+}
+
+#[test]
+fn a_segment_too_big_for_dev_shm_is_refused_at_creation_with_the_fix() {
+    // 1024 slots of 256 MiB: far more than this machine's /dev/shm, but a valid spec.
+    let spec = SegmentSpec::new(FrameGeometry::new(16384, 16384, PixelFormat::Gray8), 1024);
+    let e = SharedSegment::create(&unique("big"), &spec, CreateOptions::default()).unwrap_err();
+    assert!(matches!(e, Error::NoSpace { .. }), "{e}");
+    assert!(e.to_string().contains("--shm-size"), "{e}");
+}
+
+#[test]
+fn an_existing_live_segment_is_not_replaced() {
+    let name = unique("dup");
+    let _s = SharedSegment::create(&name, &spec(2), CreateOptions::default()).unwrap();
+    let e = SharedSegment::create(&name, &spec(2), CreateOptions::default()).unwrap_err();
+    assert!(matches!(e, Error::AlreadyExists { .. }), "{e}");
+}
+
+#[test]
+fn stale_segments_are_listed_and_collected() {
+    let name = unique("stale");
+    // A creator that is gone: write a valid segment, then forge a dead creator id into it.
+    let s = SharedSegment::create(&name, &spec(2), CreateOptions { unlink_on_drop: false, ..CreateOptions::default() })
+        .unwrap();
+    let layout = *s.segment().layout();
+    drop(s);
+    let dead = framebus_core::Creator { id: u64::from(u32::MAX - 1), created_ns: 0 }; // no such pid
+    let mut f = OpenOptions::new().write(true).open(path(&name)).unwrap();
+    f.write_all(&layout.encode_header(&dead)).unwrap();
+    drop(f);
+    let info = SharedSegment::list().unwrap().into_iter().find(|i| i.name == name).expect("listed");
+    assert!(info.header.is_ok() && !info.creator_alive);
+    // A new creator may replace it …
+    let again =
+        SharedSegment::create(&name, &spec(2), CreateOptions { unlink_on_drop: false, ..CreateOptions::default() });
+    assert!(again.is_ok(), "stale segment replaced");
+    drop(again);
+    // … and gc removes it once its creator (this test's segment object is gone, but this
+    // process lives on) — forge the dead creator again and collect.
+    let mut f = OpenOptions::new().write(true).open(path(&name)).unwrap();
+    f.write_all(&layout.encode_header(&dead)).unwrap();
+    drop(f);
+    let removed = SharedSegment::gc().unwrap();
+    assert!(removed.contains(&name), "{removed:?}");
+    assert!(matches!(SharedSegment::open(&name), Err(Error::NotFound { .. })));
+}
