@@ -4,4 +4,5 @@
 
 mod errors;
 mod procs;
+mod python;
 mod util;
