@@ -1,11 +1,92 @@
-//! The `framebus` command. Its roles (producer, worker, collector, ls, gc, inspect) arrive
-//! with steps 2 and 3; until then it says so instead of pretending.
+//! The `framebus` command: segment hygiene today (`ls`, `gc`, `inspect`); the pipeline roles
+//! (`producer`, `worker`, `collector`) arrive with step 3.
 
-fn main() {
-    let _ = framebus_platform::core::layout::LAYOUT_VERSION;
-    eprintln!(
-        "framebus: the runtime roles (producer, worker, collector, ls, gc, inspect) are not built yet.\n\
-         What exists today is the core crate (framebus-core): see README.md, 'What exists'."
-    );
-    std::process::exit(2);
+mod inspect;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use framebus_platform::SharedSegment;
+
+/// Zero-copy video frames between processes through shared memory.
+#[derive(Parser)]
+#[command(name = "framebus", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List framebus segments on this machine, with geometry and whether their creator lives.
+    Ls,
+    /// Remove segments whose creator is dead or whose header is unreadable.
+    Gc {
+        /// Only print what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print a segment's header, counters, slots and consumers.
+    Inspect {
+        /// Segment name (as given to create; without the `framebus.` prefix).
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.command {
+        Command::Ls => ls(),
+        Command::Gc { dry_run } => gc(dry_run),
+        Command::Inspect { name } => inspect::run(&name),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("framebus: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn ls() -> Result<(), framebus_platform::Error> {
+    let list = SharedSegment::list()?;
+    if list.is_empty() {
+        println!("no framebus segments");
+        return Ok(());
+    }
+    println!("{:<32} {:>10} {:>6} {:>16} {:<8} creator", "name", "size", "slots", "geometry", "pattern");
+    for info in list {
+        match &info.header {
+            Ok((l, c)) => println!(
+                "{:<32} {:>9}M {:>6} {:>16} {:<8} {} ({})",
+                info.name,
+                l.total_size.div_ceil(1 << 20),
+                l.spec.slot_count,
+                format!("{}x{} {:?}", l.spec.geometry.width, l.spec.geometry.height, l.spec.geometry.format),
+                format!("{:?}", l.spec.pattern),
+                c.id as u32,
+                if info.creator_alive { "alive" } else { "DEAD: `framebus gc` removes it" }
+            ),
+            Err(e) => println!("{:<32} unreadable: {e}", info.name),
+        }
+    }
+    Ok(())
+}
+
+fn gc(dry_run: bool) -> Result<(), framebus_platform::Error> {
+    if dry_run {
+        for info in SharedSegment::list()? {
+            if !info.creator_alive {
+                println!("would remove {}", info.name);
+            }
+        }
+        return Ok(());
+    }
+    let removed = SharedSegment::gc()?;
+    for n in &removed {
+        println!("removed {n}");
+    }
+    println!("{} stale segment(s) removed", removed.len());
+    Ok(())
 }

@@ -1,0 +1,61 @@
+//! `framebus inspect NAME`: everything a segment says about itself.
+use framebus_core::segment::SlotKind;
+use framebus_platform::core as framebus_core;
+use framebus_platform::{is_alive, SharedSegment};
+
+pub fn run(name: &str) -> Result<(), framebus_platform::Error> {
+    let shared = SharedSegment::open(name)?;
+    let seg = shared.segment();
+    let l = seg.layout();
+    let c = shared.creator();
+    let s = seg.stats();
+    println!("segment {name} (/dev/shm/framebus.{name}), layout v{}", framebus_core::layout::LAYOUT_VERSION);
+    println!("  creator     pid {} ({})", c.id as u32, if is_alive(c.id) { "alive" } else { "dead" });
+    println!(
+        "  size        {} bytes: header 4096, control {}, {} slots x {}",
+        l.total_size, l.control_size, l.spec.slot_count, l.slot_stride
+    );
+    println!(
+        "  frames      {}x{} {:?}, {} bytes; pattern {:?}, policy {:?}, {} consumers max",
+        l.spec.geometry.width,
+        l.spec.geometry.height,
+        l.spec.geometry.format,
+        l.planes.frame_size,
+        l.spec.pattern,
+        l.spec.policy,
+        l.spec.max_consumers
+    );
+    println!(
+        "  counters    epoch {}  published {}  offered {}  dropped oldest {}  dropped newest {}  delivered {}  reclaimed {}",
+        s.epoch, s.write_pos, s.next_seq, s.dropped_oldest, s.dropped_newest, s.delivered, s.reclaimed
+    );
+    println!("  slots");
+    for i in 0..l.spec.slot_count {
+        let st = seg.slot_state(i);
+        let kind = match st.kind {
+            SlotKind::Free => "free",
+            SlotKind::Writing => "writing",
+            SlotKind::Ready => "ready",
+            SlotKind::Taken => "taken",
+        };
+        println!("    {i:>4}  {kind:<8} gen {:<8} holders {:#06x}", st.gen, st.holders);
+    }
+    println!("  consumers");
+    for i in 0..l.spec.max_consumers {
+        let e = seg.entry_state(i);
+        if e.status == 0 {
+            continue;
+        }
+        let (owner, _) = seg.entry_owner(i);
+        let (delivered, skipped, cursor, _) = seg.entry_counters(i);
+        println!(
+            "    {i:>4}  {:?} pid {} ({})  holds {}  delivered {delivered}  skipped {skipped}  cursor {cursor}{}",
+            e.kind,
+            owner as u32,
+            if is_alive(owner) { "alive" } else { "dead: reclaimable" },
+            e.holds,
+            if e.status == 2 { "  [being reclaimed]" } else { "" }
+        );
+    }
+    Ok(())
+}
