@@ -1,7 +1,7 @@
 //! `cargo xtask <task>`: the project's developer tasks, so that settings such as the loom
 //! RUSTFLAGS live here and not in people's heads.
 //!
-//! Tasks: `ci`, `loom`, `miri`, `nostd`, `bench`, `simulate`. Tools a normal user may lack
+//! Tasks: `ci`, `loom`, `miri`, `nostd`, `cross`, `bench`, `simulate`. Tools a normal user may lack
 //! (nightly, miri, extra targets) are skipped with a message outside CI and are errors when
 //! `CI=true`.
 
@@ -15,11 +15,13 @@ usage: cargo xtask <task> [options]
 
 tasks:
   ci          everything CI runs: fmt, clippy, tests, no_std build, fuzz targets build,
-              loom, miri, bench smoke
+              aarch64 tests under qemu, loom, miri, bench smoke
               (prints each stage's duration; CI=true turns missing tools into errors)
   loom        run the loom models of framebus-core (LOOM_MAX_PREEMPTIONS defaults to 2)
   miri        run framebus-core's tests under Miri (nightly + miri component)
   nostd       build framebus-core for aarch64-unknown-none (proof that it is no_std)
+  cross T     cross-compile and run core + platform tests: T = aarch64 (qemu-user);
+              windows (Wine) is not built yet
   bench       criterion benchmarks of the core (in-process handoff vs crossbeam and rtrb);
               --quick for a smoke run
   simulate    multi-worker inference simulation on recorded video (not built yet: step 3)
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         "miri" => tasks::miri(),
         "nostd" => tasks::nostd(),
         "bench" => tasks::bench(rest),
+        "cross" => tasks::cross(rest),
         "simulate" => tasks::simulate(),
         "-h" | "--help" | "help" => {
             print!("{HELP}");

@@ -34,13 +34,22 @@ pub struct Peer {
 }
 
 impl Peer {
+    /// Spawns `framebus-peer ARGS`; under cross-testing, through `FRAMEBUS_PEER_RUNNER`
+    /// (e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu`, set by `cargo xtask cross aarch64`).
     pub fn spawn(args: &[&str]) -> Peer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_framebus-peer"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn framebus-peer");
+        let bin = env!("CARGO_BIN_EXE_framebus-peer");
+        let runner = std::env::var("FRAMEBUS_PEER_RUNNER").unwrap_or_default();
+        let mut words = runner.split_whitespace();
+        let mut cmd = match words.next() {
+            Some(program) => {
+                let mut c = Command::new(program);
+                c.args(words).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child =
+            cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn framebus-peer");
         let out = BufReader::new(child.stdout.take().expect("piped"));
         Peer { child, out }
     }
