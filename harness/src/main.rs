@@ -1,6 +1,7 @@
 //! The `framebus` command: segment hygiene today (`ls`, `gc`, `inspect`); the pipeline roles
 //! (`producer`, `worker`, `collector`) arrive with step 3.
 
+mod bench;
 mod inspect;
 
 use std::process::ExitCode;
@@ -31,6 +32,25 @@ enum Command {
         /// Segment name (as given to create; without the `framebus.` prefix).
         name: String,
     },
+    /// Benchmarks. `transport`: cross-process handoff latency and throughput for 64 B, 720p
+    /// and 1080p frames next to the cache-line, futex and memcpy limits measured in the same run.
+    Bench {
+        /// Which benchmark (only `transport` so far).
+        #[arg(value_parser = ["transport"])]
+        which: String,
+        /// Fewer iterations (a smoke run; numbers are rough).
+        #[arg(long)]
+        quick: bool,
+        /// Also write the figures as JSON to this file.
+        #[arg(long, value_name = "PATH")]
+        json: Option<std::path::PathBuf>,
+    },
+    /// Internal: the child process of a benchmark row.
+    #[command(hide = true)]
+    BenchPeer {
+        /// role and arguments
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -38,7 +58,11 @@ fn main() -> ExitCode {
     let r = match cli.command {
         Command::Ls => ls(),
         Command::Gc { dry_run } => gc(dry_run),
-        Command::Inspect { name } => inspect::run(&name),
+        Command::Inspect { name } => inspect::run(&name).map_err(Into::into),
+        Command::Bench { which: _, quick, json } => {
+            bench::transport(quick, json.as_deref()).map_err(|e| e.to_string().into())
+        }
+        Command::BenchPeer { args } => bench::peer(&args).map_err(|e| e.to_string().into()),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -49,7 +73,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn ls() -> Result<(), framebus_platform::Error> {
+type Res = Result<(), Box<dyn std::error::Error>>;
+
+fn ls() -> Res {
     let list = SharedSegment::list()?;
     if list.is_empty() {
         println!("no framebus segments");
@@ -74,7 +100,7 @@ fn ls() -> Result<(), framebus_platform::Error> {
     Ok(())
 }
 
-fn gc(dry_run: bool) -> Result<(), framebus_platform::Error> {
+fn gc(dry_run: bool) -> Res {
     if dry_run {
         for info in SharedSegment::list()? {
             if !info.creator_alive {

@@ -22,8 +22,9 @@ tasks:
   nostd       build framebus-core for aarch64-unknown-none (proof that it is no_std)
   cross T     cross-compile and run core + platform tests: T = aarch64 (qemu-user);
               windows (Wine) is not built yet
-  bench       criterion benchmarks of the core (in-process handoff vs crossbeam and rtrb);
-              --quick for a smoke run
+  bench       [core|transport] [--quick] [--json PATH]: criterion benchmarks of the core
+              (in-process handoff vs crossbeam and rtrb) and the cross-process transport
+              benchmark (64 B / 720p / 1080p vs cache-line, futex and memcpy limits)
   simulate    multi-worker inference simulation on recorded video (not built yet: step 3)
 
 environment:

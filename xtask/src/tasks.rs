@@ -115,18 +115,38 @@ pub fn miri() -> Result<(), String> {
 }
 
 pub fn bench(args: &[String]) -> Result<(), String> {
-    let quick = match args {
-        [] => false,
-        [q] if q == "--quick" => true,
-        _ => return Err(format!("usage: cargo xtask bench [--quick] (got {args:?})")),
-    };
-    let mut c = cmd("cargo", &["bench", "-p", "framebus-core", "--bench", "handoff", "--"]);
-    if quick {
-        // criterion's test mode: every benchmark runs once, nothing is measured.
-        c.arg("--test");
+    let usage = || format!("usage: cargo xtask bench [core|transport] [--quick] [--json PATH] (got {args:?})");
+    let mut which = "all";
+    let mut quick = false;
+    let mut json = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "core" | "transport" => which = if which == "all" { a.as_str() } else { return Err(usage()) },
+            "--quick" => quick = true,
+            "--json" => json = Some(it.next().ok_or_else(usage)?.clone()),
+            _ => return Err(usage()),
+        }
     }
-    run(c)?;
-    if !quick && !in_ci() {
+    if which != "transport" {
+        let mut c = cmd("cargo", &["bench", "-p", "framebus-core", "--bench", "handoff", "--"]);
+        if quick {
+            // criterion's test mode: every benchmark runs once, nothing is measured.
+            c.arg("--test");
+        }
+        run(c)?;
+    }
+    if which != "core" {
+        let mut c = cmd("cargo", &["run", "--release", "-q", "-p", "framebus-harness", "--", "bench", "transport"]);
+        if quick {
+            c.arg("--quick");
+        }
+        if let Some(j) = &json {
+            c.args(["--json", j]);
+        }
+        run(c)?;
+    }
+    if !quick && !in_ci() && which != "transport" {
         eprintln!("criterion reports: target/criterion/report/index.html");
     }
     Ok(())

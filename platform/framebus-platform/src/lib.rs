@@ -312,3 +312,15 @@ pub fn is_alive(token: u64) -> bool {
 pub fn now_ns() -> u64 {
     os::now_ns()
 }
+
+/// Sleeps while the low 32 bits of `word` (in shared memory) equal `expected`, at most
+/// `timeout`; returns false on timeout. A shared futex on Linux. Used by [`wait`]; public for
+/// benchmarks and for other wait protocols on segment memory.
+pub fn futex_wait(word: &framebus_core::sync::AtomicU64, expected: u32, timeout: std::time::Duration) -> bool {
+    os::wait(word, expected, timeout)
+}
+
+/// Wakes every process sleeping in [`futex_wait`] on `word`.
+pub fn futex_wake(word: &framebus_core::sync::AtomicU64) {
+    os::wake(word)
+}

@@ -54,6 +54,14 @@ impl std::error::Error for WaitError {}
 /// # Errors
 /// [`WaitError::TimedOut`], or [`WaitError::Claim`] with the claim's own error.
 pub fn claim(consumer: &mut Consumer<'_>, timeout: Duration) -> Result<Frame, WaitError> {
+    claim_spinning(consumer, timeout, SPIN)
+}
+
+/// As [`claim`], spinning `spin` times before sleeping (0: sleep at once when empty).
+///
+/// # Errors
+/// As [`claim`].
+pub fn claim_spinning(consumer: &mut Consumer<'_>, timeout: Duration, spin: u32) -> Result<Frame, WaitError> {
     let deadline = Instant::now() + timeout;
     let seg = *consumer.segment();
     let (wake, waiters) = seg.frame_wake_words();
@@ -64,7 +72,7 @@ pub fn claim(consumer: &mut Consumer<'_>, timeout: Duration) -> Result<Frame, Wa
             Err(ClaimError::Empty | ClaimError::Contended) => {}
             Err(e) => return Err(WaitError::Claim(e)),
         }
-        if spins < SPIN {
+        if spins < spin {
             spins += 1;
             std::hint::spin_loop();
             continue;
@@ -86,7 +94,7 @@ pub fn claim(consumer: &mut Consumer<'_>, timeout: Duration) -> Result<Frame, Wa
         os::wait(wake, seen, deadline - now);
         // Release: pairs with nothing in particular; the count is only a hint for wakers.
         waiters.fetch_sub(1, Ordering::Release);
-        spins = SPIN / 2;
+        spins = spin / 2;
     }
 }
 
