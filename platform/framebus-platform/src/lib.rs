@@ -76,19 +76,31 @@ impl Default for CreateOptions {
     }
 }
 
-/// A named, mapped segment.
+/// Where a segment's memory comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backing {
+    /// A named POSIX shared-memory object (`/dev/shm/framebus.NAME`).
+    Shm(SegmentName),
+    /// An anonymous memfd, shared by passing its descriptor (sealed against resizing).
+    Memfd,
+    /// A file at a path (a tmpfs or hugetlbfs mount, typically).
+    Path(std::path::PathBuf),
+}
+
+/// A mapped segment: named, memfd or file-backed.
 pub struct SharedSegment {
     /// Borrows `map` (declared first so it is dropped first; it has no destructor anyway).
     seg: Segment<'static>,
     map: MmapRaw,
-    _file: File,
-    name: SegmentName,
+    file: File,
+    label: String,
+    backing: Backing,
     unlink_on_drop: bool,
 }
 
 impl std::fmt::Debug for SharedSegment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SharedSegment").field("name", &self.name).field("len", &self.map.len()).finish()
+        f.debug_struct("SharedSegment").field("backing", &self.backing).field("len", &self.map.len()).finish()
     }
 }
 
@@ -104,7 +116,7 @@ pub struct SegmentInfo {
 }
 
 impl SharedSegment {
-    /// Creates the segment `name` for `spec`.
+    /// Creates the named segment `name` for `spec`.
     ///
     /// # Errors
     /// [`Error::InvalidName`], [`Error::Spec`] (nothing is created), [`Error::AlreadyExists`],
@@ -119,26 +131,75 @@ impl SharedSegment {
             }
             r => r?,
         };
-        let map = Self::map(&name, &file, layout.total_size).inspect_err(|_| {
-            let _ = os::unlink(&name);
-        })?;
+        Self::init(name.to_string(), Backing::Shm(name), file, spec, opts.unlink_on_drop)
+    }
+
+    /// Creates an anonymous segment in a memfd (Linux), sealed so that nobody holding the
+    /// descriptor can shrink or grow it. Share it with [`SharedSegment::send_fd`]; it disappears
+    /// when the last process holding its descriptor or a mapping exits.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] for a bad `label`, [`Error::Spec`], [`Error::NoSpace`], [`Error::Io`],
+    /// [`Error::Unsupported`] off Linux.
+    pub fn create_memfd(label: &str, spec: &SegmentSpec) -> Result<Self, Error> {
+        let label = SegmentName::new(label)?.to_string();
+        let layout = Layout::compute(spec).map_err(Error::Spec)?;
+        let file = os::create_memfd(&label, layout.total_size)?;
+        Self::init(label, Backing::Memfd, file, spec, false)
+    }
+
+    /// Creates a segment in a new file at `path` (e.g. on a hugetlbfs mount), owner-only by
+    /// default, pages reserved.
+    ///
+    /// # Errors
+    /// [`Error::Spec`], [`Error::AlreadyExists`], [`Error::NoSpace`], [`Error::PermissionDenied`],
+    /// [`Error::Io`], [`Error::Unsupported`] off Linux.
+    pub fn create_at(path: &std::path::Path, spec: &SegmentSpec, opts: CreateOptions) -> Result<Self, Error> {
+        let layout = Layout::compute(spec).map_err(Error::Spec)?;
+        let file = os::create_path(path, layout.total_size, opts.mode)?;
+        Self::init(path.display().to_string(), Backing::Path(path.to_path_buf()), file, spec, opts.unlink_on_drop)
+    }
+
+    /// Maps a freshly created, correctly sized `file` and writes a new segment into it.
+    fn init(
+        label: String,
+        backing: Backing,
+        file: File,
+        spec: &SegmentSpec,
+        unlink_on_drop: bool,
+    ) -> Result<Self, Error> {
+        let remove = |backing: &Backing| match backing {
+            Backing::Shm(n) => {
+                let _ = os::unlink(n);
+            }
+            Backing::Path(p) => {
+                let _ = std::fs::remove_file(p);
+            }
+            Backing::Memfd => {}
+        };
+        let total = Layout::compute(spec).map_err(Error::Spec)?.total_size;
+        let map = Self::map(&label, &file, total).inspect_err(|_| remove(&backing))?;
         let creator = Creator { id: os::process_token(), created_ns: os::now_ns() };
-        // SAFETY: `map` is a live shared mapping of exactly `total_size` bytes, page-aligned (so
-        // 8-aligned), that lives as long as `self`; no Rust reference to its bytes is formed.
+        // SAFETY: `map` is a live shared mapping of exactly `total` bytes, page-aligned (so
+        // 8-aligned), that lives as long as the returned value; no Rust reference to its bytes
+        // is formed.
         let region = unsafe { Region::from_raw(NonNull::new(map.as_mut_ptr()).expect("mmap is non-null"), map.len()) };
-        let seg = Segment::create(region, spec, creator).map_err(|e| match e {
-            framebus_core::segment::CreateError::Spec(s) => Error::Spec(s),
-            framebus_core::segment::CreateError::RegionSize { .. } => {
-                Error::Io { name: name.to_string(), op: "map", source: std::io::Error::other(e.to_string()) }
+        let seg = Segment::create(region, spec, creator).map_err(|e| {
+            remove(&backing);
+            match e {
+                framebus_core::segment::CreateError::Spec(s) => Error::Spec(s),
+                framebus_core::segment::CreateError::RegionSize { .. } => {
+                    Error::Io { name: label.clone(), op: "map", source: std::io::Error::other(e.to_string()) }
+                }
             }
         })?;
         // SAFETY: `seg` borrows the mapping owned by the returned value, whose address never
         // changes; `segment()` hands it out only for the lifetime of `&self`.
         let seg: Segment<'static> = unsafe { std::mem::transmute::<Segment<'_>, Segment<'static>>(seg) };
-        Ok(SharedSegment { seg, map, _file: file, name, unlink_on_drop: opts.unlink_on_drop })
+        Ok(SharedSegment { seg, map, file, label, backing, unlink_on_drop })
     }
 
-    /// Opens the existing segment `name`, validating its header and size.
+    /// Opens the existing named segment `name`, validating its header and size.
     ///
     /// # Errors
     /// [`Error::InvalidName`], [`Error::NotFound`], [`Error::PermissionDenied`],
@@ -146,23 +207,73 @@ impl SharedSegment {
     pub fn open(name: &str) -> Result<Self, Error> {
         let name = SegmentName::new(name)?;
         let (file, size) = os::open(&name)?;
-        if size < HEADER_SIZE {
-            return Err(Error::Header { name: name.to_string(), error: HeaderError::TooSmall { len: size } });
-        }
-        let map = Self::map(&name, &file, size)?;
-        // SAFETY: as in `create`: a live shared mapping of `size` bytes owned by the result.
-        let region = unsafe { Region::from_raw(NonNull::new(map.as_mut_ptr()).expect("mmap is non-null"), map.len()) };
-        let seg = Segment::open(region).map_err(|error| Error::Header { name: name.to_string(), error })?;
-        // SAFETY: as in `create`.
-        let seg: Segment<'static> = unsafe { std::mem::transmute::<Segment<'_>, Segment<'static>>(seg) };
-        Ok(SharedSegment { seg, map, _file: file, name, unlink_on_drop: false })
+        Self::attach(name.to_string(), Backing::Shm(name), file, size)
     }
 
-    fn map(name: &SegmentName, file: &File, len: u64) -> Result<MmapRaw, Error> {
+    /// Opens the segment file at `path`, validating its header and size.
+    ///
+    /// # Errors
+    /// As [`SharedSegment::open`].
+    pub fn open_at(path: &std::path::Path) -> Result<Self, Error> {
+        let (file, size) = os::open_path(path)?;
+        Self::attach(path.display().to_string(), Backing::Path(path.to_path_buf()), file, size)
+    }
+
+    /// Maps an existing segment `file` of `size` bytes and validates it.
+    fn attach(label: String, backing: Backing, file: File, size: u64) -> Result<Self, Error> {
+        if size < HEADER_SIZE {
+            return Err(Error::Header { name: label, error: HeaderError::TooSmall { len: size } });
+        }
+        let map = Self::map(&label, &file, size)?;
+        // SAFETY: as in `init`: a live shared mapping of `size` bytes owned by the result.
+        let region = unsafe { Region::from_raw(NonNull::new(map.as_mut_ptr()).expect("mmap is non-null"), map.len()) };
+        let seg = Segment::open(region).map_err(|error| Error::Header { name: label.clone(), error })?;
+        // SAFETY: as in `init`.
+        let seg: Segment<'static> = unsafe { std::mem::transmute::<Segment<'_>, Segment<'static>>(seg) };
+        Ok(SharedSegment { seg, map, file, label, backing, unlink_on_drop: false })
+    }
+
+    #[cfg(target_os = "linux")]
+    /// Sends this segment's descriptor to the process at the other end of `sock` (SCM_RIGHTS),
+    /// which maps it with [`SharedSegment::receive_fd`]. Any backing can be sent this way.
+    ///
+    /// # Errors
+    /// [`Error::Io`]; [`Error::Unsupported`] off Linux.
+    pub fn send_fd(&self, sock: &std::os::unix::net::UnixStream) -> Result<(), Error> {
+        os::send_fd(sock, &self.file).map_err(|source| Error::Io {
+            name: self.label.clone(),
+            op: "send descriptor of",
+            source,
+        })
+    }
+
+    #[cfg(target_os = "linux")]
+    /// Receives a segment descriptor sent with [`SharedSegment::send_fd`] and maps it,
+    /// validating header and size as [`SharedSegment::open`] does.
+    ///
+    /// # Errors
+    /// As [`SharedSegment::open`], plus [`Error::Io`] when no descriptor arrives.
+    pub fn receive_fd(sock: &std::os::unix::net::UnixStream) -> Result<Self, Error> {
+        let file = os::recv_fd(sock).map_err(|source| Error::Io {
+            name: "<received>".into(),
+            op: "receive descriptor of",
+            source,
+        })?;
+        let size = file.metadata().map_err(|source| Error::Io { name: "<received>".into(), op: "stat", source })?.len();
+        Self::attach("<received>".into(), Backing::Memfd, file, size)
+    }
+
+    /// True when the segment's memory cannot be shrunk by anyone (a sealed memfd): then no peer
+    /// can turn a mapping into SIGBUS by truncating it.
+    pub fn sealed(&self) -> bool {
+        os::sealed(&self.file)
+    }
+
+    fn map(label: &str, file: &File, len: u64) -> Result<MmapRaw, Error> {
         let len =
             usize::try_from(len).map_err(|_| Error::Unsupported { what: "segments larger than the address space" })?;
         MmapOptions::new().len(len).map_raw(file).map_err(|source| Error::Io {
-            name: name.to_string(),
+            name: label.to_string(),
             op: "map",
             source,
         })
@@ -182,9 +293,14 @@ impl SharedSegment {
         self.seg
     }
 
-    /// The segment's name.
-    pub fn name(&self) -> &SegmentName {
-        &self.name
+    /// The segment's name, label or path (for messages).
+    pub fn name(&self) -> &str {
+        &self.label
+    }
+
+    /// Where the memory comes from.
+    pub fn backing(&self) -> &Backing {
+        &self.backing
     }
 
     /// Who created the segment (from its validated header).
@@ -293,7 +409,15 @@ impl SharedSegment {
 impl Drop for SharedSegment {
     fn drop(&mut self) {
         if self.unlink_on_drop {
-            let _ = os::unlink(&self.name);
+            match &self.backing {
+                Backing::Shm(name) => {
+                    let _ = os::unlink(name);
+                }
+                Backing::Path(path) => {
+                    let _ = std::fs::remove_file(path);
+                }
+                Backing::Memfd => {}
+            }
         }
     }
 }

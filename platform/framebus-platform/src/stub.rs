@@ -38,3 +38,16 @@ pub fn now_ns() -> u64 {
     use std::time::{SystemTime, UNIX_EPOCH};
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
+
+pub fn create_memfd(_: &str, _: u64) -> Result<File, Error> {
+    Err(Error::Unsupported { what: "memfd segments (Linux only)" })
+}
+pub fn sealed(_: &File) -> bool {
+    false
+}
+pub fn create_path(_: &std::path::Path, _: u64, _: u32) -> Result<File, Error> {
+    Err(Error::Unsupported { what: WHAT })
+}
+pub fn open_path(_: &std::path::Path) -> Result<(File, u64), Error> {
+    Err(Error::Unsupported { what: WHAT })
+}

@@ -3,7 +3,8 @@
 //! segment by hand.
 //!
 //! Roles:
-//! - `worker NAME` / `subscriber NAME`: consume until an END frame (flag bit 0), checking every
+//! - `worker NAME` / `subscriber NAME` (`worker-at PATH`: a file-backed segment; `worker-fd
+//!   SOCKET`: connect to a Unix socket and receive the segment's descriptor): consume until an END frame (flag bit 0), checking every
 //!   frame's contents; print `count sum sumsq skipped` and exit 0.
 //! - `hold NAME N`: register a worker, claim N frames, print `held`, then sleep until killed.
 //! - `producer NAME N`: attach (taking over a dead producer), publish N frames, sleep until killed.
@@ -29,11 +30,18 @@ fn pattern(seq: u64, i: usize) -> u8 {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let r = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["worker", name] => consume(name, ConsumerKind::Worker),
-        ["subscriber", name] => consume(name, ConsumerKind::Subscriber),
+        ["worker", name] => SharedSegment::open(name).map_err(Into::into).and_then(|s| consume(&s, ConsumerKind::Worker)),
+        ["worker-at", path] => {
+            SharedSegment::open_at(std::path::Path::new(path)).map_err(Into::into).and_then(|s| consume(&s, ConsumerKind::Worker))
+        }
+        ["worker-fd", sock] => std::os::unix::net::UnixStream::connect(sock)
+            .map_err(Into::into)
+            .and_then(|sock| SharedSegment::receive_fd(&sock).map_err(Into::into))
+            .and_then(|s| consume(&s, ConsumerKind::Worker)),
+        ["subscriber", name] => SharedSegment::open(name).map_err(Into::into).and_then(|s| consume(&s, ConsumerKind::Subscriber)),
         ["hold", name, n] => hold(name, n.parse().unwrap_or(1)),
         ["producer", name, n] => produce(name, n.parse().unwrap_or(0)),
-        _ => Err("usage: framebus-peer worker|subscriber NAME | hold NAME N | producer NAME N".into()),
+        _ => Err("usage: framebus-peer worker|subscriber NAME | worker-at PATH | worker-fd SOCKET | hold NAME N | producer NAME N".into()),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -46,8 +54,7 @@ fn main() -> ExitCode {
 
 type Res = Result<(), Box<dyn std::error::Error>>;
 
-fn consume(name: &str, kind: ConsumerKind) -> Res {
-    let shared = SharedSegment::open(name)?;
+fn consume(shared: &SharedSegment, kind: ConsumerKind) -> Res {
     let mut c = shared.register(kind)?;
     println!("ready");
     std::io::stdout().flush()?;

@@ -150,3 +150,98 @@ pub fn now_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     (t.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(t.tv_nsec as u64)
 }
+
+/// Reserves every page of `fd` now (see [`create`]); `NoSpace` names the fix.
+fn reserve(fd: &impl rustix::fd::AsFd, size: u64, label: &str) -> Result<(), Error> {
+    match fallocate(fd, FallocateFlags::empty(), 0, size) {
+        Ok(()) => Ok(()),
+        Err(Errno::NOSPC) => {
+            Err(Error::NoSpace { name: label.to_string(), needed: size, available: free_bytes().unwrap_or(0) })
+        }
+        Err(e) => Err(Error::Io { name: label.to_string(), op: "reserve pages of", source: io::Error::from(e) }),
+    }
+}
+
+/// An anonymous memfd of `size` bytes, pages reserved, sealed against shrinking and growing so
+/// that no holder of the fd can truncate it under a mapping (no SIGBUS by truncation).
+pub fn create_memfd(label: &str, size: u64) -> Result<File, Error> {
+    use rustix::fs::{fcntl_add_seals, memfd_create, MemfdFlags, SealFlags};
+    let err = |op, e: Errno| Error::Io { name: label.to_string(), op, source: io::Error::from(e) };
+    let fd = memfd_create(format!("framebus.{label}"), MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+        .map_err(|e| err("create memfd for", e))?;
+    ftruncate(&fd, size).map_err(|e| err("resize", e))?;
+    reserve(&fd, size, label)?;
+    fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL).map_err(|e| err("seal", e))?;
+    Ok(File::from(fd))
+}
+
+/// True when `file` is a memfd sealed against shrinking.
+pub fn sealed(file: &File) -> bool {
+    rustix::fs::fcntl_get_seals(file).is_ok_and(|s| s.contains(rustix::fs::SealFlags::SHRINK))
+}
+
+/// Sends `file`'s descriptor over a Unix stream socket (SCM_RIGHTS).
+pub fn send_fd(sock: &std::os::unix::net::UnixStream, file: &File) -> io::Result<()> {
+    use rustix::fd::AsFd;
+    use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [file.as_fd()];
+    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(io::Error::other("ancillary buffer too small"));
+    }
+    // One byte of payload: some kernels drop ancillary data sent with an empty message.
+    sendmsg(sock, &[io::IoSlice::new(b"F")], &mut control, SendFlags::empty())?;
+    Ok(())
+}
+
+/// Receives one descriptor sent with [`send_fd`].
+pub fn recv_fd(sock: &std::os::unix::net::UnixStream) -> io::Result<File> {
+    use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut byte = [0u8; 1];
+    recvmsg(sock, &mut [io::IoSliceMut::new(&mut byte)], &mut control, RecvFlags::CMSG_CLOEXEC)?;
+    for msg in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = msg {
+            if let Some(fd) = fds.next() {
+                return Ok(File::from(fd));
+            }
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::InvalidData, "no file descriptor received (peer sent none)"))
+}
+
+/// Creates a segment file at `path` (a tmpfs or hugetlbfs mount, typically) with `mode`.
+pub fn create_path(path: &std::path::Path, size: u64, mode: u32) -> Result<File, Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let label = path.display().to_string();
+    let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(mode).open(path).map_err(
+        |e| match e.kind() {
+            io::ErrorKind::AlreadyExists => Error::AlreadyExists { name: label.clone() },
+            io::ErrorKind::PermissionDenied => Error::PermissionDenied { name: label.clone() },
+            _ => Error::Io { name: label.clone(), op: "create", source: e },
+        },
+    )?;
+    let undo = |e: Error| {
+        let _ = std::fs::remove_file(path);
+        e
+    };
+    fchmod(&file, Mode::from_raw_mode(mode))
+        .map_err(|e| undo(Error::Io { name: label.clone(), op: "chmod", source: e.into() }))?;
+    file.set_len(size).map_err(|e| undo(Error::Io { name: label.clone(), op: "resize", source: e }))?;
+    reserve(&file, size, &label).map_err(undo)?;
+    Ok(file)
+}
+
+/// Opens an existing segment file at `path`; returns it with its size.
+pub fn open_path(path: &std::path::Path) -> Result<(File, u64), Error> {
+    let label = path.display().to_string();
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => Error::NotFound { name: label.clone() },
+        io::ErrorKind::PermissionDenied => Error::PermissionDenied { name: label.clone() },
+        _ => Error::Io { name: label.clone(), op: "open", source: e },
+    })?;
+    let size = file.metadata().map_err(|e| Error::Io { name: label, op: "stat", source: e })?.len();
+    Ok((file, size))
+}

@@ -2,6 +2,7 @@
 //! shared memory. Linux only for now (the Windows backing is a later step).
 #![cfg(target_os = "linux")]
 
+mod backings;
 mod errors;
 mod procs;
 mod python;

@@ -1,0 +1,61 @@
+//! The other backings: a sealed memfd passed to another process over a Unix socket, and a
+//! file at a path.
+use std::os::unix::net::UnixListener;
+
+use framebus_platform::{Backing, CreateOptions, Error, SharedSegment};
+
+use crate::util::*;
+
+#[test]
+fn a_memfd_segment_passed_by_descriptor_serves_another_process() {
+    let shared = SharedSegment::create_memfd("memfd-test", &spec(4)).unwrap();
+    assert_eq!(shared.backing(), &Backing::Memfd);
+    assert!(shared.sealed(), "sealed against shrinking: no peer can truncate it into a SIGBUS");
+    let seg = shared.segment();
+    let sock = std::env::temp_dir().join(unique("sock"));
+    let listener = UnixListener::bind(&sock).unwrap();
+    let worker = Peer::spawn(&["worker-fd", sock.to_str().unwrap()]);
+    let (stream, _) = listener.accept().unwrap();
+    shared.send_fd(&stream).unwrap();
+    let mut p = shared.attach_producer().unwrap();
+    produce(&mut p, &seg, 10_000);
+    end(&mut p, &seg, 1);
+    let (count, sum, _, _) = worker.summary();
+    assert_eq!((count, sum), (10_000, 10_000 * 9_999 / 2));
+    std::fs::remove_file(&sock).unwrap();
+}
+
+#[test]
+fn a_sealed_memfd_cannot_be_truncated() {
+    let shared = SharedSegment::create_memfd("seal-test", &spec(2)).unwrap();
+    // Reach the descriptor the way a hostile peer would: through /proc.
+    let me = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_link(e.path()).ok().map(|t| (e.file_name(), t)))
+        .find(|(_, t)| t.to_string_lossy().contains("framebus.seal-test"))
+        .expect("memfd visible in /proc/self/fd");
+    let f = std::fs::OpenOptions::new().write(true).open(format!("/proc/self/fd/{}", me.0.to_string_lossy())).unwrap();
+    assert!(f.set_len(4096).is_err(), "shrinking a sealed memfd must fail");
+    assert_eq!(shared.segment().stats().write_pos, 0, "segment intact");
+}
+
+#[test]
+fn a_file_backed_segment_serves_another_process_and_is_removed_on_drop() {
+    let path = std::env::temp_dir().join(unique("file"));
+    let shared = SharedSegment::create_at(&path, &spec(4), CreateOptions::default()).unwrap();
+    let seg = shared.segment();
+    let worker = Peer::spawn(&["worker-at", path.to_str().unwrap()]);
+    let mut p = shared.attach_producer().unwrap();
+    produce(&mut p, &seg, 5_000);
+    end(&mut p, &seg, 1);
+    assert_eq!(worker.summary().0, 5_000);
+    assert!(matches!(
+        SharedSegment::create_at(&path, &spec(4), CreateOptions::default()),
+        Err(Error::AlreadyExists { .. })
+    ));
+    drop(p);
+    drop(shared);
+    assert!(!path.exists(), "unlink_on_drop removes the file");
+    assert!(matches!(SharedSegment::open_at(&path), Err(Error::NotFound { .. })));
+}
