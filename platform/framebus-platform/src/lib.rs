@@ -48,7 +48,6 @@ mod os;
 #[path = "stub.rs"]
 mod os;
 
-use std::fs::File;
 use std::ptr::NonNull;
 
 pub use error::Error;
@@ -56,7 +55,6 @@ pub use framebus_core as core;
 use framebus_core::layout::HEADER_SIZE;
 use framebus_core::segment::{AttachError, Reclaimed, RegisterError};
 use framebus_core::{Consumer, ConsumerKind, Creator, HeaderError, Layout, Producer, Region, Segment, SegmentSpec};
-use memmap2::{MmapOptions, MmapRaw};
 pub use name::{SegmentName, MAX_NAME_LEN, PREFIX};
 
 /// How to create a segment.
@@ -89,10 +87,9 @@ pub enum Backing {
 
 /// A mapped segment: named, memfd or file-backed.
 pub struct SharedSegment {
-    /// Borrows `map` (declared first so it is dropped first; it has no destructor anyway).
+    /// Borrows `mem` (declared first so it is dropped first; it has no destructor anyway).
     seg: Segment<'static>,
-    map: MmapRaw,
-    file: File,
+    mem: os::Memory,
     label: String,
     backing: Backing,
     unlink_on_drop: bool,
@@ -100,7 +97,7 @@ pub struct SharedSegment {
 
 impl std::fmt::Debug for SharedSegment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SharedSegment").field("backing", &self.backing).field("len", &self.map.len()).finish()
+        f.debug_struct("SharedSegment").field("backing", &self.backing).field("len", &self.mem.len()).finish()
     }
 }
 
@@ -124,14 +121,14 @@ impl SharedSegment {
     pub fn create(name: &str, spec: &SegmentSpec, opts: CreateOptions) -> Result<Self, Error> {
         let name = SegmentName::new(name)?;
         let layout = Layout::compute(spec).map_err(Error::Spec)?;
-        let file = match os::create(&name, layout.total_size, opts.mode) {
+        let mem = match os::create(&name, layout.total_size, opts.mode) {
             Err(Error::AlreadyExists { .. }) if opts.replace_stale && Self::creator_dead(&name) => {
                 os::unlink(&name)?;
                 os::create(&name, layout.total_size, opts.mode)?
             }
             r => r?,
         };
-        Self::init(name.to_string(), Backing::Shm(name), file, spec, opts.unlink_on_drop)
+        Self::init(name.to_string(), Backing::Shm(name), mem, spec, opts.unlink_on_drop)
     }
 
     /// Creates an anonymous segment in a memfd (Linux), sealed so that nobody holding the
@@ -144,8 +141,8 @@ impl SharedSegment {
     pub fn create_memfd(label: &str, spec: &SegmentSpec) -> Result<Self, Error> {
         let label = SegmentName::new(label)?.to_string();
         let layout = Layout::compute(spec).map_err(Error::Spec)?;
-        let file = os::create_memfd(&label, layout.total_size)?;
-        Self::init(label, Backing::Memfd, file, spec, false)
+        let mem = os::create_memfd(&label, layout.total_size)?;
+        Self::init(label, Backing::Memfd, mem, spec, false)
     }
 
     /// Creates a segment in a new file at `path` (e.g. on a hugetlbfs mount), owner-only by
@@ -156,15 +153,15 @@ impl SharedSegment {
     /// [`Error::Io`], [`Error::Unsupported`] off Linux.
     pub fn create_at(path: &std::path::Path, spec: &SegmentSpec, opts: CreateOptions) -> Result<Self, Error> {
         let layout = Layout::compute(spec).map_err(Error::Spec)?;
-        let file = os::create_path(path, layout.total_size, opts.mode)?;
-        Self::init(path.display().to_string(), Backing::Path(path.to_path_buf()), file, spec, opts.unlink_on_drop)
+        let mem = os::create_path(path, layout.total_size, opts.mode)?;
+        Self::init(path.display().to_string(), Backing::Path(path.to_path_buf()), mem, spec, opts.unlink_on_drop)
     }
 
-    /// Maps a freshly created, correctly sized `file` and writes a new segment into it.
+    /// Writes a new segment into freshly created, correctly sized memory.
     fn init(
         label: String,
         backing: Backing,
-        file: File,
+        mem: os::Memory,
         spec: &SegmentSpec,
         unlink_on_drop: bool,
     ) -> Result<Self, Error> {
@@ -177,13 +174,11 @@ impl SharedSegment {
             }
             Backing::Memfd => {}
         };
-        let total = Layout::compute(spec).map_err(Error::Spec)?.total_size;
-        let map = Self::map(&label, &file, total).inspect_err(|_| remove(&backing))?;
         let creator = Creator { id: os::process_token(), created_ns: os::now_ns() };
-        // SAFETY: `map` is a live shared mapping of exactly `total` bytes, page-aligned (so
+        // SAFETY: `mem` is a live shared mapping of `mem.len()` bytes, page-aligned (so
         // 8-aligned), that lives as long as the returned value; no Rust reference to its bytes
         // is formed.
-        let region = unsafe { Region::from_raw(NonNull::new(map.as_mut_ptr()).expect("mmap is non-null"), map.len()) };
+        let region = unsafe { Region::from_raw(NonNull::new(mem.ptr()).expect("mapping is non-null"), mem.len()) };
         let seg = Segment::create(region, spec, creator).map_err(|e| {
             remove(&backing);
             match e {
@@ -196,7 +191,7 @@ impl SharedSegment {
         // SAFETY: `seg` borrows the mapping owned by the returned value, whose address never
         // changes; `segment()` hands it out only for the lifetime of `&self`.
         let seg: Segment<'static> = unsafe { std::mem::transmute::<Segment<'_>, Segment<'static>>(seg) };
-        Ok(SharedSegment { seg, map, file, label, backing, unlink_on_drop })
+        Ok(SharedSegment { seg, mem, label, backing, unlink_on_drop })
     }
 
     /// Opens the existing named segment `name`, validating its header and size.
@@ -206,8 +201,8 @@ impl SharedSegment {
     /// [`Error::Header`] (truncated, garbage, other version, …), [`Error::Io`].
     pub fn open(name: &str) -> Result<Self, Error> {
         let name = SegmentName::new(name)?;
-        let (file, size) = os::open(&name)?;
-        Self::attach(name.to_string(), Backing::Shm(name), file, size)
+        let mem = os::open(&name)?;
+        Self::attach(name.to_string(), Backing::Shm(name), mem)
     }
 
     /// Opens the segment file at `path`, validating its header and size.
@@ -215,22 +210,21 @@ impl SharedSegment {
     /// # Errors
     /// As [`SharedSegment::open`].
     pub fn open_at(path: &std::path::Path) -> Result<Self, Error> {
-        let (file, size) = os::open_path(path)?;
-        Self::attach(path.display().to_string(), Backing::Path(path.to_path_buf()), file, size)
+        let mem = os::open_path(path)?;
+        Self::attach(path.display().to_string(), Backing::Path(path.to_path_buf()), mem)
     }
 
-    /// Maps an existing segment `file` of `size` bytes and validates it.
-    fn attach(label: String, backing: Backing, file: File, size: u64) -> Result<Self, Error> {
-        if size < HEADER_SIZE {
-            return Err(Error::Header { name: label, error: HeaderError::TooSmall { len: size } });
+    /// Validates an existing segment in mapped memory.
+    fn attach(label: String, backing: Backing, mem: os::Memory) -> Result<Self, Error> {
+        if (mem.len() as u64) < HEADER_SIZE {
+            return Err(Error::Header { name: label, error: HeaderError::TooSmall { len: mem.len() as u64 } });
         }
-        let map = Self::map(&label, &file, size)?;
-        // SAFETY: as in `init`: a live shared mapping of `size` bytes owned by the result.
-        let region = unsafe { Region::from_raw(NonNull::new(map.as_mut_ptr()).expect("mmap is non-null"), map.len()) };
+        // SAFETY: as in `init`: a live shared mapping owned by the result.
+        let region = unsafe { Region::from_raw(NonNull::new(mem.ptr()).expect("mapping is non-null"), mem.len()) };
         let seg = Segment::open(region).map_err(|error| Error::Header { name: label.clone(), error })?;
         // SAFETY: as in `init`.
         let seg: Segment<'static> = unsafe { std::mem::transmute::<Segment<'_>, Segment<'static>>(seg) };
-        Ok(SharedSegment { seg, map, file, label, backing, unlink_on_drop: false })
+        Ok(SharedSegment { seg, mem, label, backing, unlink_on_drop: false })
     }
 
     #[cfg(target_os = "linux")]
@@ -240,7 +234,7 @@ impl SharedSegment {
     /// # Errors
     /// [`Error::Io`]; [`Error::Unsupported`] off Linux.
     pub fn send_fd(&self, sock: &std::os::unix::net::UnixStream) -> Result<(), Error> {
-        os::send_fd(sock, &self.file).map_err(|source| Error::Io {
+        os::send_fd(sock, &self.mem).map_err(|source| Error::Io {
             name: self.label.clone(),
             op: "send descriptor of",
             source,
@@ -254,29 +248,14 @@ impl SharedSegment {
     /// # Errors
     /// As [`SharedSegment::open`], plus [`Error::Io`] when no descriptor arrives.
     pub fn receive_fd(sock: &std::os::unix::net::UnixStream) -> Result<Self, Error> {
-        let file = os::recv_fd(sock).map_err(|source| Error::Io {
-            name: "<received>".into(),
-            op: "receive descriptor of",
-            source,
-        })?;
-        let size = file.metadata().map_err(|source| Error::Io { name: "<received>".into(), op: "stat", source })?.len();
-        Self::attach("<received>".into(), Backing::Memfd, file, size)
+        let mem = os::recv_fd(sock)?;
+        Self::attach("<received>".into(), Backing::Memfd, mem)
     }
 
     /// True when the segment's memory cannot be shrunk by anyone (a sealed memfd): then no peer
     /// can turn a mapping into SIGBUS by truncating it.
     pub fn sealed(&self) -> bool {
-        os::sealed(&self.file)
-    }
-
-    fn map(label: &str, file: &File, len: u64) -> Result<MmapRaw, Error> {
-        let len =
-            usize::try_from(len).map_err(|_| Error::Unsupported { what: "segments larger than the address space" })?;
-        MmapOptions::new().len(len).map_raw(file).map_err(|source| Error::Io {
-            name: label.to_string(),
-            op: "map",
-            source,
-        })
+        os::sealed(&self.mem)
     }
 
     fn creator_dead(name: &SegmentName) -> bool {

@@ -1,7 +1,6 @@
-//! Platforms without a backing yet: every operation returns [`Error::Unsupported`], so the
-//! workspace builds everywhere (Windows named mappings arrive in a later step).
+//! Platforms without a backing: every operation returns [`Error::Unsupported`], so the
+//! workspace builds everywhere.
 
-use std::fs::File;
 use std::io;
 use std::time::Duration;
 
@@ -9,12 +8,24 @@ use framebus_core::sync::AtomicU64;
 
 use crate::{Error, SegmentName};
 
-const WHAT: &str = "shared-memory segments (only Linux is implemented so far)";
+const WHAT: &str = "shared-memory segments (implemented for Linux and Windows)";
 
-pub fn create(_: &SegmentName, _: u64, _: u32) -> Result<File, Error> {
+/// Never constructed here.
+pub enum Memory {}
+
+impl Memory {
+    pub fn ptr(&self) -> *mut u8 {
+        match *self {}
+    }
+    pub fn len(&self) -> usize {
+        match *self {}
+    }
+}
+
+pub fn create(_: &SegmentName, _: u64, _: u32) -> Result<Memory, Error> {
     Err(Error::Unsupported { what: WHAT })
 }
-pub fn open(_: &SegmentName) -> Result<(File, u64), Error> {
+pub fn open(_: &SegmentName) -> Result<Memory, Error> {
     Err(Error::Unsupported { what: WHAT })
 }
 pub fn unlink(_: &SegmentName) -> Result<(), Error> {
@@ -22,6 +33,18 @@ pub fn unlink(_: &SegmentName) -> Result<(), Error> {
 }
 pub fn list() -> io::Result<Vec<String>> {
     Err(io::Error::new(io::ErrorKind::Unsupported, WHAT))
+}
+pub fn create_memfd(_: &str, _: u64) -> Result<Memory, Error> {
+    Err(Error::Unsupported { what: "memfd segments (Linux only)" })
+}
+pub fn sealed(_: &Memory) -> bool {
+    false
+}
+pub fn create_path(_: &std::path::Path, _: u64, _: u32) -> Result<Memory, Error> {
+    Err(Error::Unsupported { what: WHAT })
+}
+pub fn open_path(_: &std::path::Path) -> Result<Memory, Error> {
+    Err(Error::Unsupported { what: WHAT })
 }
 pub fn wait(_: &AtomicU64, _: u32, timeout: Duration) -> bool {
     std::thread::sleep(timeout.min(Duration::from_millis(1)));
@@ -37,17 +60,4 @@ pub fn is_alive(_: u64) -> bool {
 pub fn now_ns() -> u64 {
     use std::time::{SystemTime, UNIX_EPOCH};
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
-}
-
-pub fn create_memfd(_: &str, _: u64) -> Result<File, Error> {
-    Err(Error::Unsupported { what: "memfd segments (Linux only)" })
-}
-pub fn sealed(_: &File) -> bool {
-    false
-}
-pub fn create_path(_: &std::path::Path, _: u64, _: u32) -> Result<File, Error> {
-    Err(Error::Unsupported { what: WHAT })
-}
-pub fn open_path(_: &std::path::Path) -> Result<(File, u64), Error> {
-    Err(Error::Unsupported { what: WHAT })
 }

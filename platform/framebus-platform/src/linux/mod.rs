@@ -16,6 +16,37 @@ use crate::{Error, SegmentName};
 /// Where POSIX shared memory objects live.
 pub const SHM_DIR: &str = "/dev/shm";
 
+/// A mapped segment: the descriptor (for fd passing and seals) and the shared mapping.
+pub struct Memory {
+    file: File,
+    map: memmap2::MmapRaw,
+}
+
+impl Memory {
+    /// Base address of the mapping.
+    pub fn ptr(&self) -> *mut u8 {
+        self.map.as_mut_ptr()
+    }
+    /// Length of the mapping.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+/// Maps all `len` bytes of `file` shared and read-write.
+fn map(file: File, len: u64, label: &str) -> Result<Memory, Error> {
+    if len == 0 {
+        return Err(Error::Header { name: label.to_string(), error: framebus_core::HeaderError::TooSmall { len: 0 } });
+    }
+    let n = usize::try_from(len).map_err(|_| Error::Unsupported { what: "segments larger than the address space" })?;
+    let map = memmap2::MmapOptions::new().len(n).map_raw(&file).map_err(|source| Error::Io {
+        name: label.to_string(),
+        op: "map",
+        source,
+    })?;
+    Ok(Memory { file, map })
+}
+
 fn io_err(name: &SegmentName, op: &'static str, e: Errno) -> Error {
     match e {
         Errno::NOENT => Error::NotFound { name: name.to_string() },
@@ -34,7 +65,7 @@ fn free_bytes() -> Option<u64> {
 ///
 /// Reserving (fallocate) is what turns a too-small `/dev/shm` into an error here instead of a
 /// SIGBUS in whichever process first touches an unbacked page mid-frame.
-pub fn create(name: &SegmentName, size: u64, mode: u32) -> Result<File, Error> {
+pub fn create(name: &SegmentName, size: u64, mode: u32) -> Result<Memory, Error> {
     if let Some(available) = free_bytes() {
         if available < size {
             return Err(Error::NoSpace { name: name.to_string(), needed: size, available });
@@ -62,15 +93,15 @@ pub fn create(name: &SegmentName, size: u64, mode: u32) -> Result<File, Error> {
         }
         Err(e) => return Err(undo(io_err(name, "reserve pages of", e))),
     }
-    Ok(File::from(fd))
+    map(File::from(fd), size, name.as_str()).map_err(undo)
 }
 
 /// Opens an existing segment for reading and writing; returns it with its size.
-pub fn open(name: &SegmentName) -> Result<(File, u64), Error> {
+pub fn open(name: &SegmentName) -> Result<Memory, Error> {
     let os = format!("/{}", name.os_name());
     let fd = shm::open(os.as_str(), shm::OFlags::RDWR, Mode::empty()).map_err(|e| io_err(name, "open", e))?;
     let size = fstat(&fd).map_err(|e| io_err(name, "stat", e))?.st_size;
-    Ok((File::from(fd), u64::try_from(size).unwrap_or(0)))
+    map(File::from(fd), u64::try_from(size).unwrap_or(0), name.as_str())
 }
 
 /// Removes the name (mappings stay valid until unmapped).
@@ -164,7 +195,7 @@ fn reserve(fd: &impl rustix::fd::AsFd, size: u64, label: &str) -> Result<(), Err
 
 /// An anonymous memfd of `size` bytes, pages reserved, sealed against shrinking and growing so
 /// that no holder of the fd can truncate it under a mapping (no SIGBUS by truncation).
-pub fn create_memfd(label: &str, size: u64) -> Result<File, Error> {
+pub fn create_memfd(label: &str, size: u64) -> Result<Memory, Error> {
     use rustix::fs::{fcntl_add_seals, memfd_create, MemfdFlags, SealFlags};
     let err = |op, e: Errno| Error::Io { name: label.to_string(), op, source: io::Error::from(e) };
     let fd = memfd_create(format!("framebus.{label}"), MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
@@ -172,16 +203,17 @@ pub fn create_memfd(label: &str, size: u64) -> Result<File, Error> {
     ftruncate(&fd, size).map_err(|e| err("resize", e))?;
     reserve(&fd, size, label)?;
     fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL).map_err(|e| err("seal", e))?;
-    Ok(File::from(fd))
+    map(File::from(fd), size, label)
 }
 
-/// True when `file` is a memfd sealed against shrinking.
-pub fn sealed(file: &File) -> bool {
-    rustix::fs::fcntl_get_seals(file).is_ok_and(|s| s.contains(rustix::fs::SealFlags::SHRINK))
+/// True when the memory is a memfd sealed against shrinking.
+pub fn sealed(mem: &Memory) -> bool {
+    rustix::fs::fcntl_get_seals(&mem.file).is_ok_and(|s| s.contains(rustix::fs::SealFlags::SHRINK))
 }
 
-/// Sends `file`'s descriptor over a Unix stream socket (SCM_RIGHTS).
-pub fn send_fd(sock: &std::os::unix::net::UnixStream, file: &File) -> io::Result<()> {
+/// Sends the memory's descriptor over a Unix stream socket (SCM_RIGHTS).
+pub fn send_fd(sock: &std::os::unix::net::UnixStream, mem: &Memory) -> io::Result<()> {
+    let file = &mem.file;
     use rustix::fd::AsFd;
     use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
     let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
@@ -195,8 +227,16 @@ pub fn send_fd(sock: &std::os::unix::net::UnixStream, file: &File) -> io::Result
     Ok(())
 }
 
-/// Receives one descriptor sent with [`send_fd`].
-pub fn recv_fd(sock: &std::os::unix::net::UnixStream) -> io::Result<File> {
+/// Receives one descriptor sent with [`send_fd`] and maps it.
+pub fn recv_fd(sock: &std::os::unix::net::UnixStream) -> Result<Memory, Error> {
+    let label = "<received>";
+    let file =
+        recv_file(sock).map_err(|source| Error::Io { name: label.into(), op: "receive descriptor of", source })?;
+    let size = file.metadata().map_err(|source| Error::Io { name: label.into(), op: "stat", source })?.len();
+    map(file, size, label)
+}
+
+fn recv_file(sock: &std::os::unix::net::UnixStream) -> io::Result<File> {
     use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
     let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
@@ -213,7 +253,7 @@ pub fn recv_fd(sock: &std::os::unix::net::UnixStream) -> io::Result<File> {
 }
 
 /// Creates a segment file at `path` (a tmpfs or hugetlbfs mount, typically) with `mode`.
-pub fn create_path(path: &std::path::Path, size: u64, mode: u32) -> Result<File, Error> {
+pub fn create_path(path: &std::path::Path, size: u64, mode: u32) -> Result<Memory, Error> {
     use std::os::unix::fs::OpenOptionsExt;
     let label = path.display().to_string();
     let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(mode).open(path).map_err(
@@ -231,17 +271,17 @@ pub fn create_path(path: &std::path::Path, size: u64, mode: u32) -> Result<File,
         .map_err(|e| undo(Error::Io { name: label.clone(), op: "chmod", source: e.into() }))?;
     file.set_len(size).map_err(|e| undo(Error::Io { name: label.clone(), op: "resize", source: e }))?;
     reserve(&file, size, &label).map_err(undo)?;
-    Ok(file)
+    map(file, size, &label).map_err(undo)
 }
 
 /// Opens an existing segment file at `path`; returns it with its size.
-pub fn open_path(path: &std::path::Path) -> Result<(File, u64), Error> {
+pub fn open_path(path: &std::path::Path) -> Result<Memory, Error> {
     let label = path.display().to_string();
     let file = std::fs::OpenOptions::new().read(true).write(true).open(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => Error::NotFound { name: label.clone() },
         io::ErrorKind::PermissionDenied => Error::PermissionDenied { name: label.clone() },
         _ => Error::Io { name: label.clone(), op: "open", source: e },
     })?;
-    let size = file.metadata().map_err(|e| Error::Io { name: label, op: "stat", source: e })?.len();
-    Ok((file, size))
+    let size = file.metadata().map_err(|e| Error::Io { name: label.clone(), op: "stat", source: e })?.len();
+    map(file, size, &label)
 }
