@@ -15,13 +15,13 @@ usage: cargo xtask <task> [options]
 
 tasks:
   ci          everything CI runs: fmt, clippy, tests, no_std build, fuzz targets build,
-              aarch64 tests under qemu, loom, miri, bench smoke
+              aarch64 tests under qemu, windows tests under Wine, loom, miri, bench smoke
               (prints each stage's duration; CI=true turns missing tools into errors)
   loom        run the loom models of framebus-core (LOOM_MAX_PREEMPTIONS defaults to 2)
   miri        run framebus-core's tests under Miri (nightly + miri component)
   nostd       build framebus-core for aarch64-unknown-none (proof that it is no_std)
-  cross T     cross-compile and run core + platform tests: T = aarch64 (qemu-user);
-              windows (Wine) is not built yet
+  cross T     cross-compile and run core + platform tests, multi-process ones included:
+              T = aarch64 (under qemu-user) or windows (under Wine)
   bench       [core|transport] [--quick] [--json PATH]: criterion benchmarks of the core
               (in-process handoff vs crossbeam and rtrb) and the cross-process transport
               benchmark (64 B / 720p / 1080p vs cache-line, futex and memcpy limits)

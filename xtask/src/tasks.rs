@@ -11,7 +11,7 @@ pub fn ci(args: &[String]) -> Result<(), String> {
         return Err(format!("ci takes no arguments (got '{a}')"));
     }
     type Stage = (&'static str, fn() -> Result<Option<Skip>, String>);
-    let stages: [Stage; 9] = [
+    let stages: [Stage; 10] = [
         ("fmt", || run(cmd("cargo", &["fmt", "--all", "--check"])).map(|_| None)),
         ("clippy", || {
             run(cmd(
@@ -28,6 +28,7 @@ pub fn ci(args: &[String]) -> Result<(), String> {
         ("no_std (aarch64-unknown-none)", nostd_stage),
         ("fuzz targets build", || run(cmd("cargo", &["check", "--manifest-path", "fuzz/Cargo.toml"])).map(|_| None)),
         ("aarch64 under qemu-user", cross_aarch64),
+        ("windows under Wine", cross_windows),
         ("loom", || loom().map(|_| None)),
         ("miri", miri_stage),
         ("bench smoke", || bench(&["--quick".to_string()]).map(|_| None)),
@@ -156,9 +157,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
 pub fn cross(args: &[String]) -> Result<(), String> {
     match args {
         [t] if t == "aarch64" => cross_aarch64().map(|_| ()),
-        [t] if t == "windows" => Err("cross windows: the Windows backing (named file mappings) is not built yet; \
-             only the Linux backing exists, so there is nothing to run under Wine"
-            .into()),
+        [t] if t == "windows" => cross_windows().map(|_| ()),
         _ => Err(format!("usage: cargo xtask cross aarch64|windows (got {args:?})")),
     }
 }
@@ -193,6 +192,56 @@ fn cross_aarch64() -> Result<Option<Skip>, String> {
         .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER", RUNNER)
         .env("FRAMEBUS_PEER_RUNNER", RUNNER)
         // Emulation is ~10x slower: the stress tests keep their default size.
+        .env_remove("FRAMEBUS_STRESS_FRAMES");
+    run(c).map(|_| None)
+}
+
+fn cross_windows() -> Result<Option<Skip>, String> {
+    const TARGET: &str = "x86_64-pc-windows-gnu";
+    for (tool, pkg) in [("x86_64-w64-mingw32-gcc", "mingw-w64"), ("wine", "wine64")] {
+        if output(tool, &["--version"]).is_none() {
+            return missing(tool, "not installed", &format!("apt-get install {pkg}")).map(Some);
+        }
+    }
+    if let Some(skip) = ensure_target("stable", TARGET)? {
+        return Ok(Some(skip));
+    }
+    let args = [
+        "test",
+        "-p",
+        "framebus-core",
+        "-p",
+        "framebus-platform",
+        "--target",
+        TARGET,
+        "--profile",
+        "checked",
+        "--tests",
+    ];
+    let mut build = cmd("cargo", &args);
+    build.arg("--no-run");
+    run(build)?;
+    // Wine 8 lacks ProcessPrng (see xtask/shim/bcryptprimitives.c): build the shim and put it
+    // next to every executable the tests start.
+    let out = crate::util::root().join("target").join(TARGET).join("checked");
+    let dll = out.join("bcryptprimitives.dll");
+    let src = crate::util::root().join("xtask/shim/bcryptprimitives.c");
+    run(cmd(
+        "x86_64-w64-mingw32-gcc",
+        &[
+            "-shared",
+            "-O2",
+            "-Wl,--kill-at",
+            "-o",
+            dll.to_str().ok_or("non-UTF-8 path")?,
+            src.to_str().ok_or("non-UTF-8 path")?,
+            "-ladvapi32",
+        ],
+    ))?;
+    std::fs::copy(&dll, out.join("deps/bcryptprimitives.dll")).map_err(|e| format!("placing the shim DLL: {e}"))?;
+    let mut c = cmd("cargo", &args);
+    c.env("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER", "wine")
+        .env("WINEDEBUG", "-all")
         .env_remove("FRAMEBUS_STRESS_FRAMES");
     run(c).map(|_| None)
 }

@@ -44,7 +44,10 @@ pub mod wait;
 #[cfg(target_os = "linux")]
 #[path = "linux/mod.rs"]
 mod os;
-#[cfg(not(target_os = "linux"))]
+#[cfg(windows)]
+#[path = "windows/mod.rs"]
+mod os;
+#[cfg(not(any(target_os = "linux", windows)))]
 #[path = "stub.rs"]
 mod os;
 

@@ -34,10 +34,7 @@ fn main() -> ExitCode {
         ["worker-at", path] => {
             SharedSegment::open_at(std::path::Path::new(path)).map_err(Into::into).and_then(|s| consume(&s, ConsumerKind::Worker))
         }
-        ["worker-fd", sock] => std::os::unix::net::UnixStream::connect(sock)
-            .map_err(Into::into)
-            .and_then(|sock| SharedSegment::receive_fd(&sock).map_err(Into::into))
-            .and_then(|s| consume(&s, ConsumerKind::Worker)),
+        ["worker-fd", sock] => worker_fd(sock),
         ["subscriber", name] => SharedSegment::open(name).map_err(Into::into).and_then(|s| consume(&s, ConsumerKind::Subscriber)),
         ["hold", name, n] => hold(name, n.parse().unwrap_or(1)),
         ["producer", name, n] => produce(name, n.parse().unwrap_or(0)),
@@ -53,6 +50,17 @@ fn main() -> ExitCode {
 }
 
 type Res = Result<(), Box<dyn std::error::Error>>;
+
+#[cfg(target_os = "linux")]
+fn worker_fd(sock: &str) -> Res {
+    let sock = std::os::unix::net::UnixStream::connect(sock)?;
+    consume(&SharedSegment::receive_fd(&sock)?, ConsumerKind::Worker)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn worker_fd(_: &str) -> Res {
+    Err("worker-fd: descriptor passing is Linux-only".into())
+}
 
 fn consume(shared: &SharedSegment, kind: ConsumerKind) -> Res {
     let mut c = shared.register(kind)?;

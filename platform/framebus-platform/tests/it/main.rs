@@ -1,9 +1,12 @@
 //! Multi-process tests of framebus-platform: real processes (`framebus-peer`) over real named
-//! shared memory. Linux only for now (the Windows backing is a later step).
-#![cfg(target_os = "linux")]
+//! shared memory, on Linux and on Windows (run under Wine by `cargo xtask cross windows`).
+#![cfg(any(target_os = "linux", windows))]
 
+#[cfg(target_os = "linux")]
 mod backings;
+#[cfg(target_os = "linux")]
 mod errors;
 mod procs;
+#[cfg(target_os = "linux")]
 mod python;
 mod util;
