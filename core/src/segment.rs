@@ -902,6 +902,38 @@ impl<'a> Segment<'a> {
         Some(cleared)
     }
 
+    /// The sleeper's half of the sleep handshake (the waker's half is `bump_if_waiters`, run by
+    /// `publish`, `release` and `reclaim`): reads the wake word, announces one more waiter, and
+    /// issues a SeqCst fence. The caller must then re-check its condition (claim again, or
+    /// `has_space`) and sleep only if it still fails, while the wake word still equals the
+    /// returned value; afterwards it calls [`Segment::retire_sleeper`].
+    ///
+    /// Why no wake-up is lost: sleeper (announce; fence; re-check) against waker (change the
+    /// condition; fence; read waiters) is store buffering closed by two SeqCst fences, so either
+    /// the re-check sees the change or the waker sees the waiter and bumps the word, which
+    /// makes the sleep return at once. Modelled by loom (`sleep_handshake_loses_no_wakeup`).
+    pub fn announce_sleeper(&self, kind: WakeKind) -> u32 {
+        let (wake, waiters) = self.wake_pair(kind);
+        // SYNC POINT wake (sleeper): Acquire pairs with the Release bump in `bump_if_waiters`.
+        let seen = wake.load(Ordering::Acquire) as u32;
+        waiters.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        seen
+    }
+
+    /// Withdraws a waiter announced by [`Segment::announce_sleeper`].
+    pub fn retire_sleeper(&self, kind: WakeKind) {
+        // Release: the count is a hint for wakers; nothing is published through it.
+        self.wake_pair(kind).1.fetch_sub(1, Ordering::Release);
+    }
+
+    fn wake_pair(&self, kind: WakeKind) -> (&'a AtomicU64, &'a AtomicU64) {
+        match kind {
+            WakeKind::Frames => self.frame_wake_words(),
+            WakeKind::Space => self.space_wake_words(),
+        }
+    }
+
     /// Frame-wake word (low 32 bits are the futex word) and waiter count, for the platform.
     pub fn frame_wake_words(&self) -> (&'a AtomicU64, &'a AtomicU64) {
         (self.ctl(ctl::FRAME_WAKE), self.ctl(ctl::FRAME_WAITERS))
@@ -952,6 +984,15 @@ impl<'a> Segment<'a> {
             false
         }
     }
+}
+
+/// Where a process sleeps: consumers wait for frames, the producer for space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WakeKind {
+    /// Consumers waiting for a published frame.
+    Frames,
+    /// The producer waiting for a free slot (Block policy).
+    Space,
 }
 
 const fn released(st: SlotState, bit: u16) -> SlotState {

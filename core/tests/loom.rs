@@ -357,6 +357,56 @@ fn forced_reclaim_races_claim() {
     });
 }
 
+/// The sleep handshake: a worker that finds nothing announces itself and re-checks, the
+/// producer publishes and checks for sleepers. Either the re-check sees the frame or the
+/// producer bumps the wake word; a sleeper left with an unchanged wake word after the producer
+/// finished would sleep forever (a lost wake-up). Same for the producer sleeping for space
+/// while a worker releases.
+#[test]
+fn sleep_handshake_loses_no_wakeup() {
+    use framebus_core::segment::WakeKind;
+    use loom::sync::atomic::{AtomicBool, Ordering};
+    model(|| {
+        let (heap, seg) = segment(spec(1));
+        let mut p = seg.attach_producer(1).unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let d2 = done.clone();
+        let producer = thread::spawn(move || {
+            publish(&mut p, 0).unwrap();
+            d2.store(true, Ordering::Release);
+            drop(p);
+        });
+        let mut w = seg.register(ConsumerKind::Worker, 10).unwrap();
+        let (wake, _) = seg.frame_wake_words();
+        let frame = 'outer: loop {
+            if let Ok(f) = w.claim() {
+                break f;
+            }
+            let seen = seg.announce_sleeper(WakeKind::Frames);
+            if let Ok(f) = w.claim() {
+                seg.retire_sleeper(WakeKind::Frames);
+                break f;
+            }
+            // "Sleep": until the wake word moves. If the producer is done and it has not
+            // moved, nothing will ever wake us.
+            loop {
+                if wake.load(framebus_core::sync::Ordering::Acquire) as u32 != seen {
+                    seg.retire_sleeper(WakeKind::Frames);
+                    continue 'outer;
+                }
+                if done.load(Ordering::Acquire) {
+                    assert_ne!(wake.load(framebus_core::sync::Ordering::Acquire) as u32, seen, "lost wake-up");
+                }
+                thread::yield_now();
+            }
+        };
+        assert_eq!(read_seq(&w, &frame), 0);
+        w.release(frame).unwrap();
+        producer.join().unwrap();
+        drop(heap);
+    });
+}
+
 /// A subscriber registering while the producer publishes and recycles (Block, one slot): the
 /// first frame at or after the subscriber's starting point is never recycled unread. Without
 /// the SeqCst fences in `register` and `publish` (store buffering) it could be.

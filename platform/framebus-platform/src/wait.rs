@@ -19,8 +19,7 @@
 
 use std::time::{Duration, Instant};
 
-use framebus_core::segment::{ClaimError, FrameMeta, Published, WriteSlot};
-use framebus_core::sync::{fence, Ordering};
+use framebus_core::segment::{ClaimError, FrameMeta, Published, WakeKind, WriteSlot};
 use framebus_core::{Consumer, Frame, Producer, Segment};
 
 use crate::os;
@@ -64,7 +63,7 @@ pub fn claim(consumer: &mut Consumer<'_>, timeout: Duration) -> Result<Frame, Wa
 pub fn claim_spinning(consumer: &mut Consumer<'_>, timeout: Duration, spin: u32) -> Result<Frame, WaitError> {
     let deadline = Instant::now() + timeout;
     let seg = *consumer.segment();
-    let (wake, waiters) = seg.frame_wake_words();
+    let (wake, _) = seg.frame_wake_words();
     let mut spins = 0;
     loop {
         match consumer.claim() {
@@ -81,19 +80,15 @@ pub fn claim_spinning(consumer: &mut Consumer<'_>, timeout: Duration, spin: u32)
         if now >= deadline {
             return Err(WaitError::TimedOut);
         }
-        // SYNC POINT wake (sleeper): pairs with the waker's fence in the core's
-        // `bump_if_waiters`; `seen` is read before we announce ourselves.
-        let seen = wake.load(Ordering::Acquire) as u32;
-        waiters.fetch_add(1, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
+        // The sleeper's half of the handshake lives in the core, where loom checks it.
+        let seen = seg.announce_sleeper(WakeKind::Frames);
         let again = consumer.claim();
         if !matches!(again, Err(ClaimError::Empty | ClaimError::Contended)) {
-            waiters.fetch_sub(1, Ordering::Release);
+            seg.retire_sleeper(WakeKind::Frames);
             return again.map_err(WaitError::Claim);
         }
         os::wait(wake, seen, deadline - now);
-        // Release: pairs with nothing in particular; the count is only a hint for wakers.
-        waiters.fetch_sub(1, Ordering::Release);
+        seg.retire_sleeper(WakeKind::Frames);
         spins = spin / 2;
     }
 }
@@ -104,7 +99,8 @@ pub fn claim_spinning(consumer: &mut Consumer<'_>, timeout: Duration, spin: u32)
 /// [`WaitError::TimedOut`].
 pub fn wait_for_space(producer: &Producer<'_>, timeout: Duration) -> Result<(), WaitError> {
     let deadline = Instant::now() + timeout;
-    let (wake, waiters) = producer.segment().space_wake_words();
+    let seg = *producer.segment();
+    let (wake, _) = seg.space_wake_words();
     loop {
         if producer.has_space() {
             return Ok(());
@@ -113,16 +109,14 @@ pub fn wait_for_space(producer: &Producer<'_>, timeout: Duration) -> Result<(), 
         if now >= deadline {
             return Err(WaitError::TimedOut);
         }
-        // SYNC POINT wake (sleeper): as in `claim`, with `Consumer::release` and `reclaim` as wakers.
-        let seen = wake.load(Ordering::Acquire) as u32;
-        waiters.fetch_add(1, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
+        // As in `claim`, with `Consumer::release` and `reclaim` as wakers.
+        let seen = seg.announce_sleeper(WakeKind::Space);
         if producer.has_space() {
-            waiters.fetch_sub(1, Ordering::Release);
+            seg.retire_sleeper(WakeKind::Space);
             return Ok(());
         }
         os::wait(wake, seen, deadline - now);
-        waiters.fetch_sub(1, Ordering::Release);
+        seg.retire_sleeper(WakeKind::Space);
     }
 }
 
