@@ -119,3 +119,31 @@ fn stale_segments_are_listed_and_collected() {
     assert!(removed.contains(&name), "{removed:?}");
     assert!(matches!(SharedSegment::open(&name), Err(Error::NotFound { .. })));
 }
+
+#[test]
+fn another_user_is_refused_an_owner_only_segment() {
+    // Needs root (to switch to `nobody`) and setpriv (util-linux); say so instead of pretending.
+    let root = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false);
+    let setpriv = std::process::Command::new("setpriv").arg("--version").output().is_ok();
+    if !(root && setpriv) {
+        assert!(std::env::var("CI").ok().as_deref() != Some("true"), "CI runs as root with util-linux");
+        eprintln!("SKIPPED permission test: needs root and setpriv to act as another user");
+        return;
+    }
+    let name = unique("perm");
+    let _s = SharedSegment::create(&name, &spec(2), CreateOptions::default()).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_framebus-peer"),
+            "worker",
+            &name,
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "nobody must not open a 0600 segment");
+    assert!(err.contains("permission denied") && err.contains("owner-only"), "{err}");
+}
