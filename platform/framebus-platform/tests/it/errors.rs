@@ -133,14 +133,9 @@ fn another_user_is_refused_an_owner_only_segment() {
     let name = unique("perm");
     let _s = SharedSegment::create(&name, &spec(2), CreateOptions::default()).unwrap();
     let out = std::process::Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            env!("CARGO_BIN_EXE_framebus-peer"),
-            "worker",
-            &name,
-        ])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(peer_argv())
+        .args(["worker", &name])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -27,6 +27,14 @@ pub fn pattern(seq: u64, i: usize) -> u8 {
     (seq.wrapping_mul(31).wrapping_add(i as u64 * 7) % 251) as u8
 }
 
+/// The command line that starts `framebus-peer`: the binary, preceded under cross-testing by
+/// `FRAMEBUS_PEER_RUNNER` (e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu`, set by
+/// `cargo xtask cross aarch64`).
+pub fn peer_argv() -> Vec<String> {
+    let runner = std::env::var("FRAMEBUS_PEER_RUNNER").unwrap_or_default();
+    runner.split_whitespace().map(str::to_string).chain([env!("CARGO_BIN_EXE_framebus-peer").to_string()]).collect()
+}
+
 /// A running peer process with its stdout lines.
 pub struct Peer {
     pub child: Child,
@@ -37,17 +45,9 @@ impl Peer {
     /// Spawns `framebus-peer ARGS`; under cross-testing, through `FRAMEBUS_PEER_RUNNER`
     /// (e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu`, set by `cargo xtask cross aarch64`).
     pub fn spawn(args: &[&str]) -> Peer {
-        let bin = env!("CARGO_BIN_EXE_framebus-peer");
-        let runner = std::env::var("FRAMEBUS_PEER_RUNNER").unwrap_or_default();
-        let mut words = runner.split_whitespace();
-        let mut cmd = match words.next() {
-            Some(program) => {
-                let mut c = Command::new(program);
-                c.args(words).arg(bin);
-                c
-            }
-            None => Command::new(bin),
-        };
+        let argv = peer_argv();
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
         let mut child =
             cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn framebus-peer");
         let out = BufReader::new(child.stdout.take().expect("piped"));
