@@ -140,5 +140,5 @@ fn another_user_is_refused_an_owner_only_segment() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "nobody must not open a 0600 segment");
-    assert!(err.contains("permission denied") && err.contains("owner-only"), "{err}");
+    assert!(err.contains("permission denied") && err.contains("owner-only"), "status {}, stderr: {err}", out.status);
 }
