@@ -45,6 +45,12 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         json: Option<std::path::PathBuf>,
     },
+    /// Read a video file: print its geometry and frame rate, decode every frame, report the
+    /// decoding speed and a checksum of the decoded frames.
+    Probe {
+        /// MP4 file with an H.264 track.
+        video: std::path::PathBuf,
+    },
     /// Internal: the child process of a benchmark row.
     #[command(hide = true)]
     BenchPeer {
@@ -63,6 +69,7 @@ fn main() -> ExitCode {
             bench::transport(quick, json.as_deref()).map_err(|e| e.to_string().into())
         }
         Command::BenchPeer { args } => bench::peer(&args).map_err(|e| e.to_string().into()),
+        Command::Probe { video } => probe(&video),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -114,5 +121,23 @@ fn gc(dry_run: bool) -> Res {
         println!("removed {n}");
     }
     println!("{} stale segment(s) removed", removed.len());
+    Ok(())
+}
+
+fn probe(path: &std::path::Path) -> Res {
+    use framebus_harness::video::Mp4Source;
+    use framebus_platform::core::PixelFormat;
+    let mut src = Mp4Source::open(path)?;
+    let info = src.info();
+    println!("{}: {}x{} H.264, {:.3} fps, {} frames", path.display(), info.width, info.height, info.fps, info.frames);
+    let mut frame = vec![0u8; info.width as usize * info.height as usize * 3];
+    let t = std::time::Instant::now();
+    let (mut n, mut sum) = (0u64, framebus_platform::core::layout::fnv1a64(&[]));
+    while src.next_frame(&mut frame, PixelFormat::Bgr24)? {
+        n += 1;
+        sum ^= framebus_platform::core::layout::fnv1a64(&frame[..frame.len().min(4096)]).rotate_left(n as u32 % 64);
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!("decoded {n} frames to BGR24 in {secs:.2} s ({:.0} frames/s); checksum {sum:016x}", n as f64 / secs);
     Ok(())
 }
