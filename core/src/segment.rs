@@ -763,8 +763,19 @@ impl<'a> Segment<'a> {
                 self.entry(idx, f).store(v, Ordering::Relaxed);
             }
             // SYNC POINT entry-alive: pairs with the Acquire loads of the entry state in
-            // `Producer::min_cursor` and `reclaim`; publishes the initialised counters.
-            w.store(entry_word(ENTRY_ALIVE, false, kind as u64, 0, st.gen), Ordering::Release);
+            // `Producer::min_cursor` and `reclaim`; publishes the initialised counters. A CAS
+            // from our busy word: if a reaper took the entry meanwhile (it saw a stale owner),
+            // we must not bring it back to life over a newer occupant.
+            if w.compare_exchange(
+                busy,
+                entry_word(ENTRY_ALIVE, false, kind as u64, 0, st.gen),
+                Ordering::Release,
+                Ordering::Relaxed,
+            )
+            .is_err()
+            {
+                continue;
+            }
             return Ok(Consumer {
                 seg: *self,
                 idx,
@@ -813,6 +824,27 @@ impl<'a> Segment<'a> {
     /// # Errors
     /// [`ReclaimError`] when nothing was done.
     pub fn reclaim(&self, idx: u32, gen: u32, force: bool) -> Result<Reclaimed, ReclaimError> {
+        // An anonymous reaper (token 0) counts as dead: anyone may finish its work.
+        self.reclaim_as(idx, gen, force, 0, |_| false)
+    }
+
+    /// [`Segment::reclaim`] by a reaper identified by the platform token `reaper`. While the
+    /// entry is `RECLAIMING` its owner field holds that token; a forced reclaim finishes another
+    /// reaper's work only when `is_alive(that token)` is false, and only after winning a CAS on
+    /// the owner field, so two finishers never run at once (a second one could otherwise clear
+    /// the bit of a new consumer that registered on the freed entry). Concurrent forced reclaims
+    /// must use distinct non-zero tokens; [`Segment::reclaim`] is anonymous (token 0).
+    ///
+    /// # Errors
+    /// As [`Segment::reclaim`]; [`ReclaimError::Busy`] when a live reaper is at work.
+    pub fn reclaim_as(
+        &self,
+        idx: u32,
+        gen: u32,
+        force: bool,
+        reaper: u64,
+        is_alive: impl Fn(u64) -> bool,
+    ) -> Result<Reclaimed, ReclaimError> {
         if idx >= self.layout.spec.max_consumers {
             return Err(ReclaimError::NoSuchEntry);
         }
@@ -828,7 +860,21 @@ impl<'a> Segment<'a> {
             match u64::from(st.status) {
                 ENTRY_ALIVE => {}
                 ENTRY_RECLAIMING if force => {
-                    evicted = true; // finish what a dead reaper started
+                    // Finish what a dead reaper started, if it is dead and we win the job.
+                    let owner_word = self.entry(idx, ctl::consumer::OWNER);
+                    // SYNC POINT reaper: Acquire pairs with the Release store of the reaper token.
+                    let other = owner_word.load(Ordering::Acquire);
+                    if is_alive(other) {
+                        return Err(ReclaimError::Busy);
+                    }
+                    if owner_word.compare_exchange(other, reaper, Ordering::AcqRel, Ordering::Acquire).is_err() {
+                        return Err(ReclaimError::Busy);
+                    }
+                    // Still ours to finish? (The dead reaper may have freed it after all.)
+                    if w.load(Ordering::Acquire) != cur {
+                        return Err(ReclaimError::Stale);
+                    }
+                    evicted = true;
                     break;
                 }
                 _ => return Err(ReclaimError::Stale),
@@ -839,6 +885,9 @@ impl<'a> Segment<'a> {
             if !force && st.holds != 0 {
                 return Err(ReclaimError::Holding { frames: st.holds });
             }
+            // The consumer's token, read while the entry is ALIVE (it does not change then); the
+            // job is claimed below by a CAS from exactly this value.
+            let consumer = self.entry(idx, ctl::consumer::OWNER).load(Ordering::Acquire);
             // SYNC POINT entry-evict: same word as the consumer's bracket CAS in
             // `Consumer::enter` / `leave`: exactly one of them wins, and the holds count we
             // checked is the one in force when we win.
@@ -849,7 +898,16 @@ impl<'a> Segment<'a> {
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
+                    // Claim the job on the owner field too: a concurrent forced reclaim that lost
+                    // the entry CAS may already be finishing (it saw RECLAIMING and the dead
+                    // consumer's token); exactly one CAS on the owner field wins.
+                    let owner_word = self.entry(idx, ctl::consumer::OWNER);
+                    // SYNC POINT reaper: AcqRel pairs with the Acquire load of a would-be finisher.
+                    if owner_word.compare_exchange(consumer, reaper, Ordering::AcqRel, Ordering::Acquire).is_err() {
+                        return Err(ReclaimError::Busy);
+                    }
                     evicted = true;
+                    cur = entry_word(ENTRY_RECLAIMING, false, 0, 0, gen);
                     break;
                 }
                 Err(now) => cur = now,
@@ -861,9 +919,21 @@ impl<'a> Segment<'a> {
         let cleared = self.clear_holds(idx).ok_or(ReclaimError::Contended)?;
         // Statistics only; nothing is ordered by this counter.
         self.ctl(ctl::RECLAIMED).fetch_add(u64::from(cleared), Ordering::Relaxed);
-        // SYNC POINT entry-free: pairs with the Acquire CAS in `register`; the entry may be
-        // reused only after every hold was cleared.
-        w.store(entry_word(ENTRY_FREE, false, 0, 0, gen.wrapping_add(1)), Ordering::Release);
+        // The owner field keeps our token until a new consumer registers: a would-be finisher
+        // that arrives late sees a live reaper and backs off.
+        // SYNC POINT entry-free: Release pairs with the Acquire CAS in `register`; the entry
+        // may be reused only after every hold was cleared. A CAS, so that a second finisher
+        // never overwrites an entry that was freed and taken again meanwhile.
+        if w.compare_exchange(
+            cur,
+            entry_word(ENTRY_FREE, false, 0, 0, gen.wrapping_add(1)),
+            Ordering::Release,
+            Ordering::Relaxed,
+        )
+        .is_err()
+        {
+            return Err(ReclaimError::Stale);
+        }
         // Freed slots, or a subscriber cursor no longer holding the producer back: wake it.
         let wake = self.bump_if_waiters(ctl::SPACE_WAKE, ctl::SPACE_WAITERS);
         Ok(Reclaimed { cleared, wake })

@@ -407,6 +407,39 @@ fn sleep_handshake_loses_no_wakeup() {
     });
 }
 
+/// Two live reapers force-reclaiming the same dead worker at once: exactly one does it, the
+/// other is refused, the slot is freed exactly once and the entry ends FREE at gen + 1.
+#[test]
+fn two_reapers_race() {
+    model(|| {
+        let (heap, seg) = segment(spec(1));
+        let mut p = seg.attach_producer(1).unwrap();
+        publish(&mut p, 0).unwrap();
+        let mut w = seg.register(ConsumerKind::Worker, 10).unwrap();
+        let f = w.claim().unwrap();
+        std::mem::forget(f); // the worker died holding it
+        let (idx, gen) = (w.index(), w.generation());
+        let reapers: Vec<_> = [20u64, 21]
+            .into_iter()
+            .map(|me| thread::spawn(move || seg.reclaim_as(idx, gen, true, me, |t| t == 20 || t == 21)))
+            .collect();
+        let results: Vec<_> = reapers.into_iter().map(|t| t.join().unwrap()).collect();
+        let done: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(done.len(), 1, "exactly one reaper reclaims: {results:?}");
+        assert_eq!(done[0].cleared, 1);
+        assert!(
+            results.iter().all(|r| matches!(r, Ok(_) | Err(ReclaimError::Stale | ReclaimError::Busy))),
+            "{results:?}"
+        );
+        let c = seg.census();
+        assert_eq!((c.free, c.held_by[idx as usize]), (1, 0));
+        let e = seg.entry_state(idx);
+        assert_eq!((e.status, e.gen), (0, gen + 1));
+        drop(p);
+        drop(heap);
+    });
+}
+
 /// A subscriber registering while the producer publishes and recycles (Block, one slot): the
 /// first frame at or after the subscriber's starting point is never recycled unread. Without
 /// the SeqCst fences in `register` and `publish` (store buffering) it could be.

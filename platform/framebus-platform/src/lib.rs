@@ -77,6 +77,10 @@ impl Default for CreateOptions {
     }
 }
 
+/// How old an unreadable segment must be before `gc` or a new creator treats it as stale
+/// (a segment being created is unreadable for a moment).
+pub const STALE_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Where a segment's memory comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Backing {
@@ -264,8 +268,9 @@ impl SharedSegment {
     fn creator_dead(name: &SegmentName) -> bool {
         match Self::open(name.as_str()) {
             Ok(s) => !os::is_alive(s.creator().id),
-            // Garbage under our prefix is stale by definition.
-            Err(Error::Header { .. }) => true,
+            // An unreadable header is stale only once it is old: a segment being created has
+            // no magic yet for a moment, and must not be removed under its creator.
+            Err(Error::Header { .. }) => os::age(name).is_some_and(|a| a > STALE_GRACE),
             Err(_) => false,
         }
     }
@@ -334,8 +339,9 @@ impl SharedSegment {
             if os::is_alive(owner) {
                 continue;
             }
-            // The process is dead: it can never resume, so forcing is sound.
-            if let Ok(r) = self.seg.reclaim(idx, st.gen, true) {
+            // The process is dead: it can never resume, so forcing is sound. We identify
+            // ourselves so that concurrent reapers never both finish the same entry.
+            if let Ok(r) = self.seg.reclaim_as(idx, st.gen, true, os::process_token(), os::is_alive) {
                 if r.wake {
                     wait::wake_space(&self.seg);
                 }
@@ -366,14 +372,18 @@ impl SharedSegment {
                 let header = Self::open(&name).and_then(|s| {
                     Segment::read_header(s.seg.region()).map_err(|error| Error::Header { name: name.clone(), error })
                 });
-                let creator_alive = header.as_ref().is_ok_and(|(_, c)| os::is_alive(c.id));
+                let creator_alive = match &header {
+                    Ok((_, c)) => os::is_alive(c.id),
+                    // Unreadable: stale only once older than the grace period (see `creator_dead`).
+                    Err(_) => SegmentName::new(&name).ok().and_then(|n| os::age(&n)).is_none_or(|a| a <= STALE_GRACE),
+                };
                 SegmentInfo { name, header, creator_alive }
             })
             .collect())
     }
 
-    /// Removes every segment whose creator is dead or whose header is unreadable; returns
-    /// their names.
+    /// Removes every segment whose creator is dead, or whose header has been unreadable for
+    /// longer than [`STALE_GRACE`]; returns their names.
     ///
     /// # Errors
     /// [`Error::Io`] when the namespace cannot be listed.

@@ -149,31 +149,56 @@ pub fn wake(word: &AtomicU64) {
     let _ = futex::wake(futex_word(word), futex::Flags::empty(), i32::MAX as u32);
 }
 
-/// Start time of `pid` in clock ticks since boot (`/proc/PID/stat` field 22).
-fn start_ticks(pid: u32) -> Option<u64> {
+/// `(state, start time in clock ticks since boot)` of `pid` from `/proc/PID/stat`, if readable.
+fn stat(pid: u32) -> Option<(char, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may contain spaces: skip past it.
     let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.nth(18)?.parse().ok()?))
 }
 
-/// This process's liveness token: pid (low 32 bits) and start time (high 32 bits).
+/// This process's liveness token: pid (low 32 bits) and start time (high 32 bits; 0 when
+/// `/proc` cannot tell). Computed once per process (a forked child has another pid).
 pub fn process_token() -> u64 {
+    static TOKEN: std::sync::Mutex<Option<(u32, u64)>> = std::sync::Mutex::new(None);
     let pid = std::process::id();
-    let ticks = start_ticks(pid).unwrap_or(0);
-    u64::from(pid) | (ticks & 0xFFFF_FFFF) << 32
+    let mut t = TOKEN.lock().unwrap_or_else(|e| e.into_inner());
+    match *t {
+        Some((p, token)) if p == pid => token,
+        _ => {
+            let ticks = stat(pid).map_or(0, |(_, ticks)| ticks);
+            let token = u64::from(pid) | (ticks & 0xFFFF_FFFF) << 32;
+            *t = Some((pid, token));
+            token
+        }
+    }
 }
 
-/// True when the process a token names is running (same pid and same start time).
+/// False only when the process a token names is certainly gone: no such pid, a zombie, or a
+/// pid now used by a process with another start time. When it cannot tell (no `/proc`,
+/// `hidepid`, another PID namespace's pid that happens to exist) it says alive: declaring a
+/// live process dead would let `reap` take slots it is reading.
 pub fn is_alive(token: u64) -> bool {
     let pid = token as u32;
-    if pid == 0 {
+    let Some(p) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
+        return false;
+    };
+    // ESRCH: no such process. Success or EPERM (another user's live process): it exists.
+    if let Err(Errno::SRCH) = rustix::process::test_kill_process(p) {
         return false;
     }
-    match start_ticks(pid) {
-        Some(ticks) => ticks & 0xFFFF_FFFF == token >> 32,
-        None => false,
+    match stat(pid) {
+        Some(('Z' | 'X', _)) => false,
+        Some((_, ticks)) if token >> 32 != 0 => ticks & 0xFFFF_FFFF == token >> 32,
+        _ => true,
     }
+}
+
+/// Age of the named object (time since its last modification), if it can be told.
+pub fn age(name: &SegmentName) -> Option<Duration> {
+    std::fs::metadata(format!("{SHM_DIR}/{}", name.os_name())).ok()?.modified().ok()?.elapsed().ok()
 }
 
 /// Monotonic clock in ns, shared by all processes of one boot (leases use it).

@@ -231,10 +231,21 @@ pub fn wait(word: &AtomicU64, expected: u32, timeout: Duration) -> bool {
         std::thread::sleep(timeout.min(Duration::from_millis(1)));
         return true;
     };
-    let ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX - 1).max(1);
-    // SAFETY: a live semaphore handle from the registry (closed only when its segment drops,
-    // which cannot happen while `word` is borrowed).
-    unsafe { WaitForSingleObject(sem, ms) != WAIT_TIMEOUT }
+    // Sleep in slices and re-check the word: semaphore tokens are not tied to a wake value,
+    // so another sleeper may take ours; the slice bounds what that can cost (10 ms).
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let ms = u32::try_from(left.as_millis().clamp(1, 10)).unwrap_or(10);
+        // SAFETY: a live semaphore handle from the registry (closed only when its segment
+        // drops, which cannot happen while `word` is borrowed).
+        if unsafe { WaitForSingleObject(sem, ms) } != WAIT_TIMEOUT || word.load(Ordering::Acquire) as u32 != expected {
+            return true;
+        }
+    }
 }
 
 /// Wakes the processes sleeping on `word`: releases the semaphore once per announced waiter
@@ -252,11 +263,14 @@ pub fn wake(word: &AtomicU64) {
     }
 }
 
+/// `Some(creation ms)` for a running process, `None` for a gone one, `Some(0)` when the
+/// process exists but may not be queried (another user's: alive, start time unknown).
 fn creation_ms(pid: u32) -> Option<u64> {
     // SAFETY: querying another process with the least privilege; the handle is closed below.
     let h = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
     if h.is_null() {
-        return None;
+        // SAFETY: reads the thread's last error right after the call.
+        return (unsafe { GetLastError() } == ERROR_ACCESS_DENIED).then_some(0);
     }
     let mut code = 0u32;
     let z = FILETIME { dwLowDateTime: 0, dwHighDateTime: 0 };
@@ -282,7 +296,13 @@ pub fn process_token() -> u64 {
 /// True when the process a token names is running (same pid and same creation time).
 pub fn is_alive(token: u64) -> bool {
     let pid = token as u32;
-    pid != 0 && creation_ms(pid).is_some_and(|ms| ms & 0xFFFF_FFFF == token >> 32)
+    // 0: exists but not queryable (alive); otherwise compare creation times when both known.
+    pid != 0 && creation_ms(pid).is_some_and(|ms| ms == 0 || token >> 32 == 0 || ms & 0xFFFF_FFFF == token >> 32)
+}
+
+/// Windows cannot tell a named mapping's age.
+pub fn age(_: &SegmentName) -> Option<Duration> {
+    None
 }
 
 /// Milliseconds since boot, in ns (comparable across processes).

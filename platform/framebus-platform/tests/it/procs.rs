@@ -51,8 +51,10 @@ fn drop_oldest_across_processes_drops_only_what_it_counts() {
     let mut peer = Peer::spawn(&["worker", &name]);
     assert_eq!(peer.line(), "ready");
     let dropped_newest = produce(&mut p, &seg, FRAMES);
-    // The END frame must not be dropped: wait until the worker drained what is there.
+    // The END frame must not be dropped: wait until the worker drained what is there (bounded).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while seg.stats().claim_cursor < seg.stats().write_pos {
+        assert!(std::time::Instant::now() < deadline, "worker stopped draining");
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     end(&mut p, &seg, 1);
@@ -135,16 +137,27 @@ fn a_killed_producer_is_replaced_and_consumers_carry_on() {
 
 #[test]
 fn a_sleeping_consumer_is_woken_by_a_publish_from_another_process() {
+    use framebus_platform::core::sync::Ordering;
     let name = unique("wake");
     let shared = SharedSegment::create(&name, &spec(2), CreateOptions::default()).unwrap();
     let mut worker = shared.register(ConsumerKind::Worker).unwrap();
-    let producer = Peer::spawn(&["producer", &name, "1"]);
-    // Long timeout: the claim must return because of the wake, not the timeout.
-    let t = std::time::Instant::now();
-    let f = wait::claim(&mut worker, std::time::Duration::from_secs(30)).unwrap();
-    assert!(t.elapsed() < std::time::Duration::from_secs(30));
-    assert_eq!(f.seq, 0);
+    let (wake, waiters) = shared.segment().frame_wake_words();
+    let f = std::thread::scope(|s| {
+        let sleeper = s.spawn(|| wait::claim(&mut worker, std::time::Duration::from_secs(30)));
+        // Start the producer only once the consumer has announced itself as a sleeper.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while waiters.load(Ordering::Acquire) == 0 {
+            assert!(std::time::Instant::now() < deadline, "consumer never went to sleep");
+            std::thread::yield_now();
+        }
+        let _producer = Peer::spawn(&["producer", &name, "1"]);
+        let f = sleeper.join().unwrap().unwrap();
+        assert_eq!(f.seq, 0);
+        // The producer saw the sleeper and bumped the wake word (the only way the claim could
+        // end before its 30 s timeout without polling).
+        assert!(wake.load(Ordering::Acquire) >= 1, "the publish woke the sleeper");
+        assert_eq!(waiters.load(Ordering::Acquire), 0, "the sleeper withdrew its announcement");
+        f
+    });
     wait::release(&mut worker, f).unwrap();
-    drop(producer);
-    assert_eq!(wait::claim(&mut worker, std::time::Duration::from_millis(50)), Err(wait::WaitError::TimedOut));
 }
