@@ -168,7 +168,12 @@ pub fn process_token() -> u64 {
     match *t {
         Some((p, token)) if p == pid => token,
         _ => {
-            let ticks = stat(pid).map_or(0, |(_, ticks)| ticks);
+            // Under qemu-user, /proc/self/stat is emulated per thread (state '0', the calling
+            // thread's start time): no usable start time, so record none (0 = unknown).
+            let ticks = match stat(pid) {
+                Some((state, ticks)) if state.is_ascii_alphabetic() => ticks,
+                _ => 0,
+            };
             let token = u64::from(pid) | (ticks & 0xFFFF_FFFF) << 32;
             *t = Some((pid, token));
             token
@@ -182,6 +187,9 @@ pub fn process_token() -> u64 {
 /// live process dead would let `reap` take slots it is reading.
 pub fn is_alive(token: u64) -> bool {
     let pid = token as u32;
+    if pid == std::process::id() {
+        return true; // we are, whatever /proc says to this thread
+    }
     let Some(p) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
         return false;
     };
