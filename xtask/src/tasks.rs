@@ -162,32 +162,32 @@ pub fn cross(args: &[String]) -> Result<(), String> {
     }
 }
 
-fn cross_aarch64() -> Result<Option<Skip>, String> {
-    const TARGET: &str = "aarch64-unknown-linux-gnu";
-    const RUNNER: &str = "qemu-aarch64 -L /usr/aarch64-linux-gnu";
-    for (tool, pkg) in [("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"), ("qemu-aarch64", "qemu-user")] {
+/// Checks the tools (`(binary, Debian package)`) and the rustup target a cross run needs;
+/// `Some(Skip)` when something is missing outside CI.
+fn cross_prerequisites(tools: &[(&str, &str)], target: &str) -> Result<Option<Skip>, String> {
+    for (tool, pkg) in tools {
         if output(tool, &["--version"]).is_none() {
             return missing(tool, "not installed", &format!("apt-get install {pkg}")).map(Some);
         }
     }
-    if let Some(skip) = ensure_target("stable", TARGET)? {
+    ensure_target("stable", target)
+}
+
+/// `cargo test` arguments for the core and platform tests on `target`.
+fn cross_test_args(target: &str) -> [&str; 10] {
+    ["test", "-p", "framebus-core", "-p", "framebus-platform", "--target", target, "--profile", "checked", "--tests"]
+}
+
+fn cross_aarch64() -> Result<Option<Skip>, String> {
+    const TARGET: &str = "aarch64-unknown-linux-gnu";
+    const RUNNER: &str = "qemu-aarch64 -L /usr/aarch64-linux-gnu";
+    if let Some(skip) = cross_prerequisites(
+        &[("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"), ("qemu-aarch64", "qemu-user")],
+        TARGET,
+    )? {
         return Ok(Some(skip));
     }
-    let mut c = cmd(
-        "cargo",
-        &[
-            "test",
-            "-p",
-            "framebus-core",
-            "-p",
-            "framebus-platform",
-            "--target",
-            TARGET,
-            "--profile",
-            "checked",
-            "--tests",
-        ],
-    );
+    let mut c = cmd("cargo", &cross_test_args(TARGET));
     c.env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", "aarch64-linux-gnu-gcc")
         .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER", RUNNER)
         .env("FRAMEBUS_PEER_RUNNER", RUNNER)
@@ -198,26 +198,10 @@ fn cross_aarch64() -> Result<Option<Skip>, String> {
 
 fn cross_windows() -> Result<Option<Skip>, String> {
     const TARGET: &str = "x86_64-pc-windows-gnu";
-    for (tool, pkg) in [("x86_64-w64-mingw32-gcc", "mingw-w64"), ("wine", "wine64")] {
-        if output(tool, &["--version"]).is_none() {
-            return missing(tool, "not installed", &format!("apt-get install {pkg}")).map(Some);
-        }
-    }
-    if let Some(skip) = ensure_target("stable", TARGET)? {
+    if let Some(skip) = cross_prerequisites(&[("x86_64-w64-mingw32-gcc", "mingw-w64"), ("wine", "wine64")], TARGET)? {
         return Ok(Some(skip));
     }
-    let args = [
-        "test",
-        "-p",
-        "framebus-core",
-        "-p",
-        "framebus-platform",
-        "--target",
-        TARGET,
-        "--profile",
-        "checked",
-        "--tests",
-    ];
+    let args = cross_test_args(TARGET);
     let mut build = cmd("cargo", &args);
     build.arg("--no-run");
     run(build)?;
