@@ -401,13 +401,11 @@ impl SharedSegment {
 impl Drop for SharedSegment {
     fn drop(&mut self) {
         if self.unlink_on_drop {
+            // Only if the name still refers to our object: after `gc` and a new creator, it names
+            // a successor that must survive us.
             match &self.backing {
-                Backing::Shm(name) => {
-                    let _ = os::unlink(name);
-                }
-                Backing::Path(path) => {
-                    let _ = std::fs::remove_file(path);
-                }
+                Backing::Shm(name) => os::unlink_if_same(name, &self.mem),
+                Backing::Path(path) => os::remove_path_if_same(path, &self.mem),
                 Backing::Memfd => {}
             }
         }

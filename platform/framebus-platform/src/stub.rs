@@ -64,3 +64,5 @@ pub fn now_ns() -> u64 {
 pub fn age(_: &SegmentName) -> Option<Duration> {
     None
 }
+pub fn unlink_if_same(_: &SegmentName, _: &Memory) {}
+pub fn remove_path_if_same(_: &std::path::Path, _: &Memory) {}

@@ -109,6 +109,30 @@ pub fn unlink(name: &SegmentName) -> Result<(), Error> {
     shm::unlink(format!("/{}", name.os_name()).as_str()).map_err(|e| io_err(name, "remove", e))
 }
 
+/// True when `path` still names the object `mem` maps (same device and inode).
+fn names_this(path: &std::path::Path, mem: &Memory) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(path), mem.file.metadata()) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Removes the name only if it still names the object `mem` maps: a creator whose segment was
+/// replaced (by `gc` and a new creator) must not delete its successor.
+pub fn unlink_if_same(name: &SegmentName, mem: &Memory) {
+    if names_this(std::path::Path::new(&format!("{SHM_DIR}/{}", name.os_name())), mem) {
+        let _ = unlink(name);
+    }
+}
+
+/// As [`unlink_if_same`], for a file-backed segment.
+pub fn remove_path_if_same(path: &std::path::Path, mem: &Memory) {
+    if names_this(path, mem) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// Names (without prefix) of every framebus object in `/dev/shm`.
 pub fn list() -> io::Result<Vec<String>> {
     let mut names = Vec::new();

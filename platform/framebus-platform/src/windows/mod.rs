@@ -310,3 +310,8 @@ pub fn now_ns() -> u64 {
     // SAFETY: no preconditions.
     unsafe { GetTickCount64() }.saturating_mul(1_000_000)
 }
+
+/// Nothing to remove on Windows (see [`unlink`]).
+pub fn unlink_if_same(_: &SegmentName, _: &Memory) {}
+/// No file-backed segments on Windows.
+pub fn remove_path_if_same(_: &std::path::Path, _: &Memory) {}

@@ -142,3 +142,18 @@ fn another_user_is_refused_an_owner_only_segment() {
     assert!(!out.status.success(), "nobody must not open a 0600 segment");
     assert!(err.contains("permission denied") && err.contains("owner-only"), "status {}, stderr: {err}", out.status);
 }
+
+#[test]
+fn a_replaced_creator_does_not_remove_its_successor() {
+    let name = unique("succ");
+    let first = SharedSegment::create(&name, &spec(2), CreateOptions::default()).unwrap();
+    // The name is removed (as gc would after declaring the first creator dead) and reused.
+    SharedSegment::remove(&name).unwrap();
+    let second = SharedSegment::create(&name, &spec(3), CreateOptions::default()).unwrap();
+    drop(first); // unlink_on_drop: must not take the successor's name with it
+    let opened = SharedSegment::open(&name).expect("the successor survives its predecessor's drop");
+    assert_eq!(opened.segment().layout().spec.slot_count, 3);
+    drop(opened);
+    drop(second);
+    assert!(matches!(SharedSegment::open(&name), Err(Error::NotFound { .. })), "the successor removes its own name");
+}
