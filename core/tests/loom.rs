@@ -45,6 +45,16 @@ fn read_seq(c: &Consumer<'_>, f: &Frame) -> u64 {
     u64::from_le_bytes(b)
 }
 
+/// A one-slot work queue in which worker 10 holds frame 0 (the start of the reclaim models).
+fn worker_holding_frame0() -> (Arc<HeapRegion>, Segment<'static>, Producer<'static>, Consumer<'static>, Frame) {
+    let (heap, seg) = segment(spec(1));
+    let mut p = seg.attach_producer(1).unwrap();
+    publish(&mut p, 0).unwrap();
+    let mut w = seg.register(ConsumerKind::Worker, 10).unwrap();
+    let f = w.claim().unwrap();
+    (heap, seg, p, w, f)
+}
+
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
     if b.preemption_bound.is_none() {
@@ -274,11 +284,7 @@ fn broadcast_refcount_release() {
 #[test]
 fn reclaim_races_release() {
     model(|| {
-        let (heap, seg) = segment(spec(1));
-        let mut p = seg.attach_producer(1).unwrap();
-        publish(&mut p, 0).unwrap();
-        let mut w = seg.register(ConsumerKind::Worker, 10).unwrap();
-        let f = w.claim().unwrap();
+        let (heap, seg, p, mut w, f) = worker_holding_frame0();
         let (idx, gen) = (w.index(), w.generation());
         let worker = thread::spawn(move || {
             assert_eq!(read_seq(&w, &f), 0, "torn frame");
@@ -305,11 +311,7 @@ fn reclaim_races_release() {
 #[test]
 fn forced_reclaim_races_late_release() {
     model(|| {
-        let (heap, seg) = segment(spec(1));
-        let mut p = seg.attach_producer(1).unwrap();
-        publish(&mut p, 0).unwrap();
-        let mut w = seg.register(ConsumerKind::Worker, 10).unwrap();
-        let f = w.claim().unwrap();
+        let (heap, seg, p, mut w, f) = worker_holding_frame0();
         let (idx, gen) = (w.index(), w.generation());
         let late = thread::spawn(move || w.release(f));
         let reaper = thread::spawn(move || seg.reclaim(idx, gen, true));
@@ -412,11 +414,7 @@ fn sleep_handshake_loses_no_wakeup() {
 #[test]
 fn two_reapers_race() {
     model(|| {
-        let (heap, seg) = segment(spec(1));
-        let mut p = seg.attach_producer(1).unwrap();
-        publish(&mut p, 0).unwrap();
-        let mut w = seg.register(ConsumerKind::Worker, 10).unwrap();
-        let f = w.claim().unwrap();
+        let (heap, seg, p, w, f) = worker_holding_frame0();
         std::mem::forget(f); // the worker died holding it
         let (idx, gen) = (w.index(), w.generation());
         let reapers: Vec<_> = [20u64, 21]

@@ -436,5 +436,5 @@ pub fn futex_wait(word: &framebus_core::sync::AtomicU64, expected: u32, timeout:
 
 /// Wakes every process sleeping in [`futex_wait`] on `word`.
 pub fn futex_wake(word: &framebus_core::sync::AtomicU64) {
-    os::wake(word)
+    os::wake(word, u64::MAX)
 }

@@ -50,7 +50,7 @@ pub fn wait(_: &AtomicU64, _: u32, timeout: Duration) -> bool {
     std::thread::sleep(timeout.min(Duration::from_millis(1)));
     true
 }
-pub fn wake(_: &AtomicU64) {}
+pub fn wake(_: &AtomicU64, _: u64) {}
 pub fn process_token() -> u64 {
     u64::from(std::process::id())
 }

@@ -20,6 +20,7 @@
 use std::time::{Duration, Instant};
 
 use framebus_core::segment::{ClaimError, FrameMeta, Published, WakeKind, WriteSlot};
+use framebus_core::sync::{AtomicU64, Ordering};
 use framebus_core::{Consumer, Frame, Producer, Segment};
 
 use crate::os;
@@ -124,7 +125,7 @@ pub fn wait_for_space(producer: &Producer<'_>, timeout: Duration) -> Result<(), 
 pub fn publish(slot: WriteSlot<'_, '_>, meta: FrameMeta, seg: &Segment<'_>) -> Published {
     let p = slot.publish(meta);
     if p.wake {
-        os::wake(seg.frame_wake_words().0);
+        wake(seg.frame_wake_words());
     }
     p
 }
@@ -135,12 +136,17 @@ pub fn publish(slot: WriteSlot<'_, '_>, meta: FrameMeta, seg: &Segment<'_>) -> P
 /// As [`Consumer::release`].
 pub fn release(consumer: &mut Consumer<'_>, frame: Frame) -> Result<(), ClaimError> {
     if consumer.release(frame)? {
-        os::wake(consumer.segment().space_wake_words().0);
+        wake(consumer.segment().space_wake_words());
     }
     Ok(())
 }
 
 /// Wakes a producer sleeping for space (after a reclaim that asked for it).
 pub fn wake_space(seg: &Segment<'_>) {
-    os::wake(seg.space_wake_words().0);
+    wake(seg.space_wake_words());
+}
+
+/// Wakes the sleepers of a (wake word, waiter count) pair; the count tells the OS layer how many.
+fn wake((word, waiters): (&AtomicU64, &AtomicU64)) {
+    os::wake(word, waiters.load(Ordering::Acquire));
 }

@@ -99,8 +99,9 @@ fn hold(name: &str, n: usize) -> Res {
     let frames: Vec<_> = (0..n).map(|_| wait::claim(&mut c, Duration::from_secs(20))).collect::<Result<_, _>>()?;
     println!("held {}", frames.len());
     std::io::stdout().flush()?;
+    // Stay alive (holding what we hold) until the test kills us.
     loop {
-        std::thread::sleep(Duration::from_secs(60));
+        std::thread::park();
     }
 }
 
@@ -134,7 +135,8 @@ fn produce(name: &str, n: u64) -> Res {
     }
     println!("published {n}");
     std::io::stdout().flush()?;
+    // Stay alive (holding what we hold) until the test kills us.
     loop {
-        std::thread::sleep(Duration::from_secs(60));
+        std::thread::park();
     }
 }

@@ -168,8 +168,9 @@ pub fn wait(word: &AtomicU64, expected: u32, timeout: Duration) -> bool {
     !matches!(futex::wait(futex_word(word), futex::Flags::empty(), expected, Some(&ts)), Err(Errno::TIMEDOUT))
 }
 
-/// Wakes every process sleeping on `word`.
-pub fn wake(word: &AtomicU64) {
+/// Wakes every process sleeping on `word` (`_sleepers`, the announced count, only matters on
+/// Windows).
+pub fn wake(word: &AtomicU64, _sleepers: u64) {
     let _ = futex::wake(futex_word(word), futex::Flags::empty(), i32::MAX as u32);
 }
 

@@ -248,16 +248,12 @@ pub fn wait(word: &AtomicU64, expected: u32, timeout: Duration) -> bool {
     }
 }
 
-/// Wakes the processes sleeping on `word`: releases the semaphore once per announced waiter
-/// (the waiter count is the next word of the wake line). A release nobody consumes only causes
-/// one spurious wake-up later, which the wait loops absorb.
-pub fn wake(word: &AtomicU64) {
+/// Wakes the processes sleeping on `word`: releases the semaphore once per announced sleeper
+/// (`sleepers`, at least one, at most 64). A release nobody consumes only causes one spurious
+/// wake-up later, which the wait loops absorb.
+pub fn wake(word: &AtomicU64, sleepers: u64) {
     if let Some(sem) = semaphore(word) {
-        // SAFETY: the waiter count is the 8-byte word right after the wake word in the same
-        // 128-byte line of the live segment (layout v1: FRAME_WAITERS = FRAME_WAKE + 8,
-        // SPACE_WAITERS = SPACE_WAKE + 8); accessed atomically.
-        let waiters = unsafe { &*(word as *const AtomicU64).add(1) }.load(Ordering::Acquire);
-        let n = waiters.clamp(1, 64) as i32;
+        let n = sleepers.clamp(1, 64) as i32;
         // SAFETY: live semaphore handle (see `wait`).
         unsafe { ReleaseSemaphore(sem, n, std::ptr::null_mut()) };
     }

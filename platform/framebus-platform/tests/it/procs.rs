@@ -51,12 +51,8 @@ fn drop_oldest_across_processes_drops_only_what_it_counts() {
     let mut peer = Peer::spawn(&["worker", &name]);
     assert_eq!(peer.line(), "ready");
     let dropped_newest = produce(&mut p, &seg, FRAMES);
-    // The END frame must not be dropped: wait until the worker drained what is there (bounded).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while seg.stats().claim_cursor < seg.stats().write_pos {
-        assert!(std::time::Instant::now() < deadline, "worker stopped draining");
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    // END is the newest frame: DropOldest may displace an unclaimed data frame for it (counted
+    // below), never END itself; `end` panics if END were dropped.
     end(&mut p, &seg, 1);
     let (count, _, _, _) = peer.summary();
     let s = seg.stats();
