@@ -2,9 +2,13 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The workspace root (xtask lives one level below it).
+/// The workspace root (xtask lives one level below it). `cargo run` sets CARGO_MANIFEST_DIR at
+/// run time; the compile-time value is only a fallback, because a binary built from another
+/// checkout sharing the target directory would otherwise work on that checkout.
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent").to_path_buf()
+    let manifest =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest.parent().expect("xtask has a parent").to_path_buf()
 }
 
 /// True when running in CI (`CI=true`), where missing tools are errors.
