@@ -71,7 +71,7 @@ use crate::layout::{
     MAX_CONSUMERS,
 };
 use crate::region::Region;
-use crate::sync::{fence, AtomicU64, Ordering};
+use crate::sync::{fence, prefetch_read, AtomicU64, Ordering};
 use crate::Creator;
 
 /// Upper bound on CAS retries and ring steps in one operation.
@@ -1504,6 +1504,28 @@ impl<'a> Consumer<'a> {
         }
     }
 
+    /// A cheap, read-only hint: true when a frame may be waiting (the write position is past
+    /// this consumer's cursor, or the shared claim cursor for workers). Changes no state and
+    /// takes no lock-prefixed instruction, so a spinning consumer can poll it and call
+    /// [`Consumer::claim`] only when it says yes; `claim` remains the authority (it may still
+    /// return `Empty` when another worker won the frame).
+    #[must_use]
+    pub fn might_have_frame(&self) -> bool {
+        // Relaxed: only a hint; `claim` re-reads both with the orderings that matter.
+        let wp = self.seg.ctl(ctl::WRITE_POS).load(Ordering::Relaxed);
+        let at = match self.kind {
+            ConsumerKind::Worker => self.seg.ctl(ctl::CLAIM_CURSOR).load(Ordering::Relaxed),
+            ConsumerKind::Subscriber | ConsumerKind::Latest => self.cursor,
+        };
+        if wp == at {
+            return false;
+        }
+        // The claim that follows reads this position's ring cell first: start fetching it
+        // now, so it arrives while `claim` opens its busy bracket.
+        prefetch_read((self.seg.ring_cell(at) as *const AtomicU64).cast());
+        true
+    }
+
     /// Claims the next frame according to this consumer's kind.
     ///
     /// # Errors
@@ -1539,6 +1561,9 @@ impl<'a> Consumer<'a> {
         if slot >= seg.layout.spec.slot_count {
             return Err(ClaimError::Corrupt);
         }
+        // Start fetching the payload's first line now, so that it travels from the producer's
+        // cache together with the slot's state line instead of after the claim (a hint only).
+        prefetch_read(seg.region.base().as_ptr().wrapping_add(seg.layout.slot_offset(slot) as usize));
         let w = seg.slot_word(slot, ctl::slot::STATE);
         let bit = 1u16 << self.idx;
         // Acquire: starting value for the CAS loop, which carries the ordering.

@@ -102,6 +102,20 @@ pub fn fence(order: Ordering) {
     imp::fence(order)
 }
 
+/// Hints the CPU to start bringing the cache line at `p` in for reading. Not a memory
+/// access (it cannot fault or race), so any address is fine; a no-op where no stable
+/// intrinsic exists and under loom and Miri.
+#[inline(always)]
+pub fn prefetch_read(p: *const u8) {
+    #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+    // SAFETY: PREFETCHT0 is a hint, not an access: it never faults, whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
+    let _ = p;
+}
+
 /// Hint that the caller is spinning; under loom this yields to another modelled thread.
 #[inline]
 pub fn spin_loop() {

@@ -387,3 +387,30 @@ fn unregister_refuses_while_frames_are_held() {
     assert_eq!(seg.entry_state(w.index()).holds, 0);
     assert_eq!(w.unregister().map(|r| r.cleared), Ok(0));
 }
+
+#[test]
+fn might_have_frame_follows_each_consumer_kind() {
+    let (_mem, seg) = segment(spec(4, LEN as u32).with_pattern(Pattern::Broadcast).with_max_consumers(3));
+    let mut p = seg.attach_producer(1).unwrap();
+    let mut sub = seg.register(ConsumerKind::Subscriber, 2).unwrap();
+    let mut latest = seg.register(ConsumerKind::Latest, 3).unwrap();
+    assert!(!sub.might_have_frame() && !latest.might_have_frame(), "nothing published yet");
+    publish(&mut p, LEN).unwrap();
+    assert!(sub.might_have_frame() && latest.might_have_frame());
+    let f = sub.claim().unwrap();
+    assert!(!sub.might_have_frame(), "the subscriber's cursor passed the only frame");
+    assert!(latest.might_have_frame(), "each reader has its own cursor");
+    sub.release(f).unwrap();
+    let g = latest.claim().unwrap();
+    assert!(!latest.might_have_frame());
+    latest.release(g).unwrap();
+
+    let (_mem, seg) = segment(spec(4, LEN as u32));
+    let mut p = seg.attach_producer(1).unwrap();
+    let (mut w1, w2) = (seg.register(ConsumerKind::Worker, 2).unwrap(), seg.register(ConsumerKind::Worker, 3).unwrap());
+    publish(&mut p, LEN).unwrap();
+    assert!(w2.might_have_frame());
+    let f = w1.claim().unwrap();
+    assert!(!w2.might_have_frame(), "workers share one claim cursor");
+    w1.release(f).unwrap();
+}

@@ -73,8 +73,12 @@ pub fn claim_spinning(consumer: &mut Consumer<'_>, timeout: Duration, spin: u32)
             Err(e) => return Err(WaitError::Claim(e)),
         }
         if spins < spin {
-            spins += 1;
-            std::hint::spin_loop();
+            // Poll with plain loads: `claim` opens and closes the busy bracket (two locked
+            // instructions) even when the ring is empty; the hint costs none.
+            while spins < spin && !consumer.might_have_frame() {
+                spins += 1;
+                std::hint::spin_loop();
+            }
             continue;
         }
         let now = Instant::now();
