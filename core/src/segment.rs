@@ -602,6 +602,13 @@ impl<'a> Segment<'a> {
         )
     }
 
+    /// The attached producer's process token, 0 when no producer is attached (never attached,
+    /// or detached by dropping its [`Producer`]). The platform checks the token's liveness.
+    pub fn producer_token(&self) -> u64 {
+        // SYNC POINT producer-owner: pairs with the AcqRel CASes of attach, takeover and detach.
+        self.ctl(ctl::PRODUCER_OWNER).load(Ordering::Acquire)
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         let r = |f| self.ctl(f).load(Ordering::Acquire);
@@ -1266,6 +1273,14 @@ impl Drop for Producer<'_> {
 }
 
 impl<'a> WriteSlot<'_, 'a> {
+    /// The sequence number of the frame this slot's reuse dropped (`DropOldest`), if any: the
+    /// frame no consumer will ever get, for callers that account for drops frame by frame.
+    pub fn dropped_seq(&self) -> Option<u64> {
+        // Relaxed: the descriptor was last written by this producer (or the one it took over
+        // from, ordered by the takeover), and the slot is ours (WRITING) until publish.
+        self.dropped_oldest.then(|| self.producer.seg.slot_word(self.slot, ctl::slot::SEQ).load(Ordering::Relaxed))
+    }
+
     /// Slot index.
     pub fn slot(&self) -> u32 {
         self.slot

@@ -1,7 +1,8 @@
 //! framebus-harness: the edge runtime and simulation around the `framebus` binary.
 //!
-//! Built so far: [`video`] (recorded video decoded into segment frames). The producer, worker
-//! and collector roles and the simulation arrive with step 3.
+//! - [`video`]: recorded video (MP4/H.264, Y4M) decoded into segment frames;
+//! - [`sim`]: the producer, worker and collector roles and the multi-process simulation.
 #![deny(missing_docs)]
 
+pub mod sim;
 pub mod video;

@@ -1,12 +1,15 @@
-//! The `framebus` command: segment hygiene today (`ls`, `gc`, `inspect`); the pipeline roles
-//! (`producer`, `worker`, `collector`) arrive with step 3.
+//! The `framebus` command: the simulation (`simulate`) and its roles (`producer`, `worker`,
+//! `collector`), segment hygiene (`ls`, `gc`, `inspect`), benchmarks and `probe`.
 
 mod bench;
 mod inspect;
 
 use std::process::ExitCode;
 
+use std::path::{Path, PathBuf};
+
 use clap::{Parser, Subcommand};
+use framebus_harness::sim::{self, run::SimArgs};
 use framebus_platform::SharedSegment;
 
 /// Zero-copy video frames between processes through shared memory.
@@ -19,6 +22,74 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a multi-process inference simulation on recorded video: a producer decoding into a
+    /// segment, N workers running an SNPE-shaped accelerator runtime on the slots in place, a
+    /// collector restoring frame order; prints latency, drops, throughput and memory.
+    #[command(after_help = simulate_help())]
+    Simulate(SimArgs),
+    /// Role: decode a video into a segment's slots at its frame rate (started by `simulate`).
+    Producer {
+        /// frames segment (opened, must exist)
+        #[arg(long)]
+        segment: String,
+        /// events segment for the collector
+        #[arg(long)]
+        events: String,
+        /// video file (MP4/H.264 or Y4M)
+        #[arg(long)]
+        video: PathBuf,
+        /// frames per second [default: the file's]
+        #[arg(long)]
+        fps: Option<f64>,
+        /// frames to produce (the clip loops)
+        #[arg(long)]
+        frames: u64,
+        /// do not pace
+        #[arg(long)]
+        max_speed: bool,
+        /// write the report (JSON) here instead of stdout
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Role: claim frames and run the accelerator on each slot in place (started by `simulate`).
+    Worker {
+        /// frames segment
+        #[arg(long)]
+        segment: String,
+        /// this worker's results segment
+        #[arg(long)]
+        results: String,
+        /// worker number
+        #[arg(long)]
+        index: u32,
+        /// model container for the SNPE runtime
+        #[arg(long)]
+        dlc: PathBuf,
+        /// runtime profile (selects the SNPE runtime)
+        #[arg(long)]
+        profile: String,
+        /// worker-side work around each call, % of the call
+        #[arg(long, default_value_t = 0.0)]
+        overhead: f64,
+        /// write the report (JSON) here instead of stdout
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Role: restore frame order, check and measure (started by `simulate`).
+    Collector {
+        /// events segment from the producer
+        #[arg(long)]
+        events: String,
+        /// results segments, comma-separated, one per worker
+        #[arg(long, value_delimiter = ',')]
+        results: Vec<String>,
+        /// how long a later result waits for a missing one, ms
+        #[arg(long, default_value_t = 5000)]
+        deadline_ms: u64,
+        /// write the report (JSON) here instead of stdout
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
     /// List framebus segments on this machine, with geometry and whether their creator lives.
     Ls,
     /// Remove segments whose creator is dead or whose header is unreadable.
@@ -70,6 +141,26 @@ fn main() -> ExitCode {
         }
         Command::BenchPeer { args } => bench::peer(&args).map_err(|e| e.to_string().into()),
         Command::Probe { video } => probe(&video),
+        Command::Simulate(a) => sim::run::simulate(&a).map(|r| {
+            if r.order_violations + r.integrity_failures + r.unexpected_results > 0 {
+                eprintln!("framebus: the run delivered frames out of order or altered: see the checks line");
+                std::process::exit(2);
+            }
+        }),
+        Command::Producer { segment, events, video, fps, frames, max_speed, report } => {
+            let a = sim::producer::ProducerArgs { segment, events, video, fps, frames, max_speed };
+            sim::producer::run(&a).and_then(|r| emit(&r, report.as_deref()))
+        }
+        Command::Worker { segment, results, index, dlc, profile, overhead, report } => {
+            sim::profile::Profile::parse(&profile).map_err(Into::into).and_then(|profile| {
+                let a = sim::worker::WorkerArgs { segment, results, index, dlc, profile, overhead_pct: overhead };
+                sim::worker::run(&a).and_then(|r| emit(&r, report.as_deref()))
+            })
+        }
+        Command::Collector { events, results, deadline_ms, report } => {
+            let a = sim::collector::CollectorArgs { events, results, deadline_ms };
+            sim::collector::run(&a).and_then(|r| emit(&r, report.as_deref()))
+        }
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -80,7 +171,32 @@ fn main() -> ExitCode {
     }
 }
 
-type Res = Result<(), Box<dyn std::error::Error>>;
+type Res = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// Writes a role's report as JSON to `path`, or to stdout.
+fn emit<T: serde::Serialize>(report: &T, path: Option<&Path>) -> Res {
+    let json = serde_json::to_string(report)?;
+    match path {
+        Some(p) => std::fs::write(p, json).map_err(|e| format!("cannot write {}: {e}", p.display()).into()),
+        None => {
+            println!("{json}");
+            Ok(())
+        }
+    }
+}
+
+fn simulate_help() -> String {
+    let mut s = String::from("Profiles:\n");
+    for (n, about) in sim::profile::NAMED {
+        s += &format!("  {n:<6} {about}\n");
+    }
+    s += "  custom:BASE_MS,JITTER_MS,CONTENTION  your own (e.g. custom:50,5,0.2)\n\nPresets:\n";
+    for p in sim::run::PRESETS {
+        s += &format!("  {:<11} {}\n", p.name, p.about);
+    }
+    s += "\nExamples:\n  framebus simulate                         # the bundled 720p clip, 4 x aip, 20 s\n  framebus simulate --preset board-dsp6 --json out.json --plot out.svg\n  framebus simulate --workers 2 --profile custom:30,5,0.1 --policy block --frames 200\n";
+    s
+}
 
 fn ls() -> Res {
     let list = SharedSegment::list()?;

@@ -25,7 +25,9 @@ tasks:
   bench       [core|transport] [--quick] [--json PATH]: criterion benchmarks of the core
               (in-process handoff vs crossbeam and rtrb) and the cross-process transport
               benchmark (64 B / 720p / 1080p vs cache-line, futex and memcpy limits)
-  simulate    multi-worker inference simulation on recorded video (not built yet: step 3)
+  simulate    [options]: multi-worker inference simulation on recorded video, in separate
+              processes over a real segment (no options: the bundled 720p clip, 4 x aip, 20 s;
+              `cargo xtask simulate --help` lists options, profiles and presets)
 
 environment:
   CI=true                     missing tools are errors, not skips
@@ -47,7 +49,7 @@ fn main() -> ExitCode {
         "nostd" => tasks::nostd(),
         "bench" => tasks::bench(rest),
         "cross" => tasks::cross(rest),
-        "simulate" => tasks::simulate(),
+        "simulate" => tasks::simulate(rest),
         "-h" | "--help" | "help" => {
             print!("{HELP}");
             return ExitCode::SUCCESS;

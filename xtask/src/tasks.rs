@@ -230,8 +230,14 @@ fn cross_windows() -> Result<Option<Skip>, String> {
     run(c).map(|_| None)
 }
 
-pub fn simulate() -> Result<(), String> {
-    Err("simulate is not built yet: it arrives with step 3 (video sources, worker processes, collector). \
-         What exists today: the core crate; run `cargo xtask ci` to check it."
-        .into())
+pub fn simulate(args: &[String]) -> Result<(), String> {
+    // Build once in release (decoding 1080p in debug would not keep up), then run the binary
+    // itself, so Ctrl-C reaches `framebus simulate`, which stops its processes and removes its
+    // segments.
+    run(cmd("cargo", &["build", "--release", "-q", "-p", "framebus-harness", "--bin", "framebus"]))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| crate::util::root().join("target"), Into::into);
+    let exe = target.join("release").join(format!("framebus{}", std::env::consts::EXE_SUFFIX));
+    let mut c = std::process::Command::new(exe);
+    c.arg("simulate").args(args).current_dir(crate::util::root());
+    run(c)
 }

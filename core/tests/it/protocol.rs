@@ -414,3 +414,25 @@ fn might_have_frame_follows_each_consumer_kind() {
     assert!(!w2.might_have_frame(), "workers share one claim cursor");
     w1.release(f).unwrap();
 }
+
+#[test]
+fn a_drop_oldest_slot_names_the_frame_it_dropped_and_the_producer_token_shows_attachment() {
+    let (_mem, seg) = segment(spec(2, LEN as u32).with_policy(OverflowPolicy::DropOldest));
+    assert_eq!(seg.producer_token(), 0, "no producer yet");
+    let mut p = seg.attach_producer(7).unwrap();
+    assert_eq!(seg.producer_token(), 7);
+    publish(&mut p, LEN).unwrap(); // seq 0
+    publish(&mut p, LEN).unwrap(); // seq 1
+    let fresh = p.begin().unwrap();
+    assert!(fresh.dropped_oldest);
+    assert_eq!(fresh.dropped_seq(), Some(0), "the oldest unclaimed frame is the one dropped");
+    drop(fresh);
+    let mut w = seg.register(ConsumerKind::Worker, 2).unwrap();
+    let f = w.claim().unwrap();
+    w.release(f).unwrap();
+    let plain = p.begin().unwrap();
+    assert_eq!(plain.dropped_seq(), None, "a free slot drops nothing");
+    drop(plain);
+    drop(p);
+    assert_eq!(seg.producer_token(), 0, "dropping the producer detaches it");
+}

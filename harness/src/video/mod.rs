@@ -6,6 +6,7 @@
 //! (BT.601 limited range, as H.264 streams of this kind are) is done here, rows in parallel.
 
 mod convert;
+mod y4m;
 
 use std::fs::File;
 use std::io::BufReader;
@@ -16,6 +17,7 @@ use openh264::decoder::Decoder;
 use openh264::formats::YUVSource;
 
 pub use convert::write_frame;
+pub use y4m::Y4mSource;
 
 /// What went wrong with a video. Each message names the file and what to do.
 #[derive(Debug)]
@@ -232,5 +234,66 @@ impl Mp4Source {
             // No picture yet (decoder latency): feed the next sample.
         }
         Ok(false)
+    }
+}
+
+/// Any supported video file: MP4 (H.264) or YUV4MPEG2, told apart by the first bytes.
+pub enum Source {
+    /// An MP4 file's H.264 track.
+    Mp4(Box<Mp4Source>),
+    /// A `.y4m` file.
+    Y4m(Y4mSource),
+}
+
+impl Source {
+    /// Opens `path` as Y4M when it starts with `YUV4MPEG2`, as MP4 otherwise.
+    ///
+    /// # Errors
+    /// As [`Mp4Source::open`] / [`Y4mSource::open`].
+    pub fn open(path: &Path) -> Result<Self, VideoError> {
+        let mut head = [0u8; 9];
+        let n = {
+            use std::io::Read;
+            let mut f = File::open(path).map_err(|source| VideoError::Open { path: path.into(), source })?;
+            f.read(&mut head).map_err(|source| VideoError::Open { path: path.into(), source })?
+        };
+        if n == 9 && &head == b"YUV4MPEG2" {
+            Ok(Source::Y4m(Y4mSource::open(path)?))
+        } else {
+            Ok(Source::Mp4(Box::new(Mp4Source::open(path)?)))
+        }
+    }
+
+    /// The stream's properties.
+    pub fn info(&self) -> VideoInfo {
+        match self {
+            Source::Mp4(s) => s.info(),
+            Source::Y4m(s) => s.info(),
+        }
+    }
+
+    /// Starts again from the first frame.
+    ///
+    /// # Errors
+    /// [`VideoError::Open`] when a Y4M file cannot be sought.
+    pub fn rewind(&mut self) -> Result<(), VideoError> {
+        match self {
+            Source::Mp4(s) => {
+                s.rewind();
+                Ok(())
+            }
+            Source::Y4m(s) => s.rewind(),
+        }
+    }
+
+    /// Decodes the next frame into `out` as `format`; `Ok(false)` at the end.
+    ///
+    /// # Errors
+    /// As the underlying source's `next_frame`.
+    pub fn next_frame(&mut self, out: &mut [u8], format: PixelFormat) -> Result<bool, VideoError> {
+        match self {
+            Source::Mp4(s) => s.next_frame(out, format),
+            Source::Y4m(s) => s.next_frame(out, format),
+        }
     }
 }

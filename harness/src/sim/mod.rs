@@ -1,0 +1,42 @@
+//! The simulation: a producer decoding recorded video into a segment, N workers running an
+//! SNPE-shaped accelerator runtime on the slots in place, and a collector restoring frame order
+//! and measuring, each in its own process (`framebus producer|worker|collector`), started,
+//! watched and torn down by `framebus simulate` (what `cargo xtask simulate` runs).
+//!
+//! ```text
+//!             frames segment (work queue)            NAME.r0 … NAME.rN-1
+//! producer ──► [slot][slot][slot]… ──claim──► worker k ──Outcome──► collector ──► report
+//!     │                                 (SNPE input user buffer = the slot)        ▲
+//!     └──────────────── NAME.ev: Published / Dropped / End events ─────────────────┘
+//! ```
+
+pub mod accel;
+pub mod collector;
+pub mod plot;
+pub mod producer;
+pub mod profile;
+pub mod run;
+pub mod wire;
+pub mod worker;
+
+/// Errors of the roles: a message for the user, already saying what to do.
+pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// This process's peak resident set (Linux `VmHWM`; 0 where unknown).
+pub fn peak_rss_bytes() -> u64 {
+    proc_status_kib("self", "VmHWM:") * 1024
+}
+
+/// Private resident memory of process `pid` now (Linux `RssAnon`: heap, stacks, private
+/// buffers — what a growing queue would show; the segment's shared pages are not in it).
+/// 0 where unknown or gone.
+pub fn private_rss_bytes(pid: u32) -> u64 {
+    proc_status_kib(&pid.to_string(), "RssAnon:") * 1024
+}
+
+fn proc_status_kib(pid: &str, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}

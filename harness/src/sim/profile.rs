@@ -1,0 +1,145 @@
+//! Runtime profiles: how long one model call takes on an accelerator, and how instances of the
+//! same runtime slow each other down. Written into the stub runtime's model file (the "DLC"),
+//! which times every call with them (see `platform/snpe-sys/stub/snpe_stub.c`).
+
+use std::path::Path;
+
+use super::accel::Runtime;
+
+/// A runtime profile.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Profile {
+    /// Name as given on the command line.
+    pub name: String,
+    /// The SNPE runtime it runs on.
+    pub runtime: Runtime,
+    /// Milliseconds of work per call when the instance runs alone.
+    pub base_ms: f64,
+    /// Uniform jitter (±) around `base_ms`.
+    pub jitter_ms: f64,
+    /// Slow-down per extra concurrent instance: with `k` instances executing at once each
+    /// progresses at `1 / (1 + contention × (k − 1))`.
+    pub contention: f64,
+    /// Most instances this runtime supports (`slow`: one).
+    pub max_instances: Option<u32>,
+}
+
+/// The named profiles, with what each reproduces.
+pub const NAMED: [(&str, &str); 5] = [
+    ("dsp", "Hexagon DSP: 88 ms alone, ~240 ms each when 6 run at once (they contend)"),
+    ("aip", "AIP: 95 ms alone, 80-120 ms each with 6 at once (they do not contend)"),
+    ("gpu", "Adreno GPU: 45 ms alone, shared moderately between instances"),
+    ("cpu", "the board's CPU: 400 ms alone, instances share the cores"),
+    ("slow", "the first board setup: 220 ms per call, one instance only"),
+];
+
+impl Profile {
+    /// Parses a profile name: one of [`NAMED`], or `custom:BASE_MS,JITTER_MS,CONTENTION`.
+    ///
+    /// # Errors
+    /// A message listing the accepted forms.
+    pub fn parse(s: &str) -> Result<Profile, String> {
+        let p = |runtime, base_ms, jitter_ms, contention, max_instances| Profile {
+            name: s.to_string(),
+            runtime,
+            base_ms,
+            jitter_ms,
+            contention,
+            max_instances,
+        };
+        // dsp: 88 × (1 + c × 5) = 240  ⇒  c = (240 / 88 − 1) / 5 ≈ 0.345.
+        Ok(match s {
+            "dsp" => p(Runtime::Dsp, 88.0, 4.0, (240.0 / 88.0 - 1.0) / 5.0, None),
+            "aip" => p(Runtime::Aip, 95.0, 15.0, 0.0, None),
+            "gpu" => p(Runtime::Gpu, 45.0, 5.0, 0.6, None),
+            "cpu" => p(Runtime::Cpu, 400.0, 20.0, 1.0, None),
+            "slow" => p(Runtime::Dsp, 220.0, 5.0, 0.0, Some(1)),
+            _ => {
+                let custom = s.strip_prefix("custom:").ok_or_else(|| Self::usage(s))?;
+                let v: Vec<f64> = custom
+                    .split(',')
+                    .map(|x| x.trim().parse::<f64>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| Self::usage(s))?;
+                match v[..] {
+                    [b, j, c] if b > 0.0 && (0.0..=b).contains(&j) && c >= 0.0 => p(Runtime::Cpu, b, j, c, None),
+                    _ => return Err(Self::usage(s)),
+                }
+            }
+        })
+    }
+
+    fn usage(s: &str) -> String {
+        let names: Vec<&str> = NAMED.iter().map(|(n, _)| *n).collect();
+        format!(
+            "unknown profile '{s}': use one of {} or custom:BASE_MS,JITTER_MS,CONTENTION (e.g. custom:50,5,0.2; jitter ≤ base)",
+            names.join(", ")
+        )
+    }
+
+    /// Time of one call with `k` instances busy at once (jitter aside).
+    pub fn call_ms(&self, k: u32) -> f64 {
+        self.base_ms * (1.0 + self.contention * f64::from(k.max(1) - 1))
+    }
+
+    /// Writes the stub runtime's model file for `height`×`width`×`channels` input, timed by this
+    /// profile scaled by `time_scale`; instances count each other through `shared` (a file of
+    /// at least 64 zero bytes, created here if missing).
+    ///
+    /// # Errors
+    /// I/O errors writing either file.
+    pub fn write_dlc(
+        &self,
+        path: &Path,
+        height: u32,
+        width: u32,
+        channels: u32,
+        time_scale: f64,
+        shared: &Path,
+    ) -> std::io::Result<()> {
+        if !shared.exists() {
+            std::fs::write(shared, [0u8; 64])?;
+        }
+        std::fs::write(
+            path,
+            format!(
+                "framebus-stub-dlc 1\n# profile {} ({:?})\ninput data {height} {width} {channels}\noutput result 80\ntime {} {} {}\nshared {}\n",
+                self.name,
+                self.runtime,
+                self.base_ms * time_scale,
+                self.jitter_ms * time_scale,
+                self.contention,
+                shared.display()
+            ),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_profiles_reproduce_the_board_figures() {
+        let dsp = Profile::parse("dsp").unwrap();
+        assert_eq!(dsp.call_ms(1), 88.0);
+        assert!((dsp.call_ms(6) - 240.0).abs() < 1e-9, "6 DSP instances contend to ~240 ms");
+        let aip = Profile::parse("aip").unwrap();
+        let six = aip.call_ms(6);
+        assert!((80.0..=120.0).contains(&(six - aip.jitter_ms)) && (80.0..=120.0).contains(&(six + aip.jitter_ms)));
+        assert_eq!(Profile::parse("slow").unwrap().max_instances, Some(1));
+        for (n, _) in NAMED {
+            assert!(Profile::parse(n).is_ok(), "{n}");
+        }
+    }
+
+    #[test]
+    fn custom_profiles_parse_and_bad_ones_say_what_is_accepted() {
+        let c = Profile::parse("custom:50,5,0.2").unwrap();
+        assert_eq!((c.base_ms, c.jitter_ms, c.contention), (50.0, 5.0, 0.2));
+        for bad in ["fast", "custom:", "custom:1,2", "custom:10,20,0", "custom:-1,0,0", "custom:a,b,c"] {
+            let e = Profile::parse(bad).unwrap_err();
+            assert!(e.contains("custom:BASE_MS,JITTER_MS,CONTENTION"), "{bad}: {e}");
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! `framebus simulate` end to end: real processes, a real segment, real decoded video.
+//!
+//! The runs share two cores, so they take turns (one lock): the presets' outcomes depend on
+//! the workers getting the time their profile says. Outcomes are asserted, timings are not.
+#![cfg(target_os = "linux")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn tmp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("framebus-simtest-{}-{name}", std::process::id()))
+}
+
+/// Runs `framebus simulate ARGS --quiet --json F`; returns (success, output, report).
+fn simulate(tag: &str, args: &[&str]) -> (bool, String, Option<Value>) {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let json = tmp(&format!("{tag}.json"));
+    let _ = std::fs::remove_file(&json);
+    let out = Command::new(env!("CARGO_BIN_EXE_framebus"))
+        .arg("simulate")
+        .args(args)
+        .args(["--quiet", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let report = std::fs::read_to_string(&json).ok().map(|s| serde_json::from_str(&s).unwrap());
+    let _ = std::fs::remove_file(&json);
+    (out.status.success(), text, report)
+}
+
+fn n(r: &Value, key: &str) -> u64 {
+    r[key].as_u64().unwrap_or_else(|| panic!("no {key} in {r}"))
+}
+
+fn drops(r: &Value) -> u64 {
+    r["dropped"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum()
+}
+
+/// Every run: every frame accounted for, in order, unaltered, memory flat.
+fn check_invariants(r: &Value, out: &str) {
+    assert_eq!(n(r, "order_violations"), 0, "{out}");
+    assert_eq!(n(r, "integrity_failures"), 0, "{out}");
+    assert_eq!(n(r, "unexpected_results"), 0, "{out}");
+    assert_eq!(n(r, "frames_out") + drops(r), n(r, "frames_in"), "every frame is out or counted as dropped: {out}");
+    assert_eq!(r["memory_flat"], Value::Bool(true), "{out}");
+    assert!(n(r, "frames_out") > 0, "{out}");
+}
+
+fn no_segment_left(pid_hint: &str) {
+    let left: Vec<String> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&format!("framebus.sim{pid_hint}")))
+        .collect();
+    assert!(left.is_empty(), "segments left behind: {left:?}");
+}
+
+#[test]
+fn the_report_has_every_key_and_accounts_for_every_frame() {
+    let (ok, out, r) = simulate("keys", &["--frames", "60", "--workers", "3", "--profile", "custom:20,5,0.1"]);
+    assert!(ok, "{out}");
+    let r = r.expect("json written");
+    for key in [
+        "frames_in",
+        "frames_out",
+        "dropped",
+        "order_violations",
+        "integrity_failures",
+        "fps_in",
+        "fps_out",
+        "latency_ms",
+        "transport_us",
+        "workers",
+        "profile",
+        "policy",
+        "peak_rss_bytes",
+    ] {
+        assert!(r.get(key).is_some(), "report lacks {key}: {r}");
+    }
+    for key in ["p50", "p90", "p99", "max"] {
+        assert!(r["latency_ms"][key].as_f64().is_some(), "latency_ms.{key}");
+    }
+    for key in ["p50", "p99"] {
+        assert!(r["transport_us"][key].as_f64().is_some(), "transport_us.{key}");
+    }
+    for who in ["producer", "collector", "worker-0", "worker-1", "worker-2"] {
+        assert!(n(&r["peak_rss_bytes"], who) > 0, "peak RSS of {who}");
+    }
+    assert_eq!(n(&r, "frames_in"), 60);
+    assert_eq!(n(&r, "workers"), 3);
+    check_invariants(&r, &out);
+    let per_worker: u64 = r["frames_per_worker"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(per_worker, n(&r, "frames_out"), "each result came from one worker");
+}
+
+#[test]
+fn block_loses_nothing_and_drop_newest_counts_what_it_skips() {
+    // Two slow workers, a fast camera: Block makes the producer wait, nothing is dropped.
+    let (ok, out, r) = simulate(
+        "block",
+        &["--frames", "40", "--workers", "2", "--profile", "custom:60,0,0", "--policy", "block", "--fps", "100"],
+    );
+    assert!(ok, "{out}");
+    let r = r.unwrap();
+    check_invariants(&r, &out);
+    assert_eq!((n(&r, "frames_out"), drops(&r)), (40, 0), "{out}");
+    // The same under drop-newest: frames are skipped, and every one is counted by cause.
+    let (ok, out, r) = simulate(
+        "newest",
+        &["--frames", "40", "--workers", "2", "--profile", "custom:60,0,0", "--policy", "drop-newest", "--fps", "100"],
+    );
+    assert!(ok, "{out}");
+    let r = r.unwrap();
+    check_invariants(&r, &out);
+    assert!(n(&r["dropped"], "drop_newest") > 0, "{out}");
+    assert_eq!(drops(&r), n(&r["dropped"], "drop_newest"), "{out}");
+}
+
+#[test]
+fn the_board_presets_give_the_board_outcomes() {
+    // board-v1: one slow model on a 25 fps 1080p camera: frames are dropped, memory stays flat.
+    let (ok, out, v1) = simulate("v1", &["--preset", "board-v1", "--duration", "6"]);
+    assert!(ok, "{out}");
+    let v1 = v1.unwrap();
+    check_invariants(&v1, &out);
+    assert!(drops(&v1) > n(&v1, "frames_in") / 2, "most frames dropped, none queued: {out}");
+
+    // board-dsp6: six contending DSP instances plus overhead do not keep up.
+    let (ok, out, dsp) = simulate("dsp6", &["--preset", "board-dsp6", "--duration", "10"]);
+    assert!(ok, "{out}");
+    let dsp = dsp.unwrap();
+    check_invariants(&dsp, &out);
+    assert!(drops(&dsp) > 0, "6 x dsp cannot keep up at 25 fps: {out}");
+
+    // board-aip6: six AIP instances keep up: no drop after warm-up, latency about one call.
+    let (ok, out, aip) = simulate("aip6", &["--preset", "board-aip6", "--duration", "8"]);
+    assert!(ok, "{out}");
+    let aip = aip.unwrap();
+    check_invariants(&aip, &out);
+    let late_drops = aip["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["t_s"].as_f64().unwrap() > 2.0 && p["latency_ms"].is_null())
+        .count();
+    assert_eq!(late_drops, 0, "no drop after the first 2 s: {out}");
+    let (lat, model) = (aip["latency_ms"]["p50"].as_f64().unwrap(), aip["model_ms"]["p50"].as_f64().unwrap());
+    assert!(lat < 2.0 * model, "latency ({lat} ms) is about one model call ({model} ms): {out}");
+}
+
+fn write_y4m(path: &Path, w: usize, h: usize, frames: usize) {
+    let mut b = format!("YUV4MPEG2 W{w} H{h} F25:1 Ip A1:1 C420jpeg\n").into_bytes();
+    for f in 0..frames {
+        b.extend_from_slice(b"FRAME\n");
+        b.extend((0..w * h).map(|i| ((i + f * 7) % 251) as u8));
+        b.extend(std::iter::repeat_n(128u8, 2 * w.div_ceil(2) * h.div_ceil(2)));
+    }
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn a_y4m_file_is_a_video_source_too() {
+    let y4m = tmp("clip.y4m");
+    write_y4m(&y4m, 96, 64, 10);
+    let (ok, out, r) = simulate(
+        "y4m",
+        &[
+            "--video",
+            y4m.to_str().unwrap(),
+            "--frames",
+            "30",
+            "--workers",
+            "2",
+            "--profile",
+            "custom:5,1,0",
+            "--max-speed",
+        ],
+    );
+    let _ = std::fs::remove_file(&y4m);
+    assert!(ok, "{out}");
+    let r = r.unwrap();
+    assert_eq!(r["geometry"], "96x64 Bgr24");
+    check_invariants(&r, &out);
+}
+
+#[test]
+fn bad_input_gets_one_clear_line_and_no_segment_is_left() {
+    let garbage = tmp("garbage.mp4");
+    std::fs::write(&garbage, b"this is not a video at all").unwrap();
+    let cases: [(&[&str], &str); 6] = [
+        (&["--video", "/no/such/clip.mp4"], "cannot open video /no/such/clip.mp4"),
+        (&["--video", garbage.to_str().unwrap()], "is damaged"),
+        (&["--profile", "turbo"], "unknown profile 'turbo'"),
+        (&["--preset", "board-v9"], "unknown preset 'board-v9': use one of board-v1, board-dsp6, board-aip6"),
+        (&["--workers", "0"], "--workers 0: use 1 to 15"),
+        (&["--profile", "slow", "--workers", "2"], "supports 1 instance(s)"),
+    ];
+    for (args, expect) in cases {
+        let (ok, out, _) = simulate("bad", args);
+        assert!(!ok, "{args:?} should fail: {out}");
+        assert!(out.contains(expect), "{args:?}: expected '{expect}' in: {out}");
+        assert!(!out.contains("panicked"), "{args:?}: {out}");
+        assert_eq!(out.trim().lines().count(), 1, "one line: {out}");
+    }
+    let _ = std::fs::remove_file(&garbage);
+}
+
+#[test]
+fn ctrl_c_stops_every_process_and_removes_every_segment() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let child = Command::new(env!("CARGO_BIN_EXE_framebus"))
+        .args(["simulate", "--quiet", "--duration", "60"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Wait until the run is under way (its segments exist), then interrupt it.
+    let seg = format!("/dev/shm/framebus.sim{pid}");
+    let t = std::time::Instant::now();
+    while !Path::new(&seg).exists() {
+        assert!(t.elapsed().as_secs() < 30, "the simulation never created {seg}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(text.contains("interrupted (Ctrl-C)"), "{text}");
+    no_segment_left(&pid.to_string());
+    let orphans = Command::new("pgrep").args(["-f", &format!("--segment sim{pid}")]).output().unwrap();
+    assert!(orphans.stdout.is_empty(), "role processes left: {}", String::from_utf8_lossy(&orphans.stdout));
+}
