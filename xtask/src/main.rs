@@ -1,7 +1,7 @@
 //! `cargo xtask <task>`: the project's developer tasks, so that settings such as the loom
 //! RUSTFLAGS live here and not in people's heads.
 //!
-//! Tasks: `ci`, `loom`, `miri`, `nostd`, `cross`, `bench`, `simulate`. Tools a normal user may lack
+//! Tasks: `ci`, `loom`, `miri`, `nostd`, `cross`, `bench`, `simulate`, `bindgen`. Tools a normal user may lack
 //! (nightly, miri, extra targets) are skipped with a message outside CI and are errors when
 //! `CI=true`.
 
@@ -14,8 +14,9 @@ const HELP: &str = "\
 usage: cargo xtask <task> [options]
 
 tasks:
-  ci          everything CI runs: fmt, clippy, tests, no_std build, fuzz targets build,
-              aarch64 tests under qemu, windows tests under Wine, loom, miri, bench smoke
+  ci          everything CI runs: fmt, bindings check, clippy, tests, no_std build, fuzz
+              targets build, aarch64 tests under qemu, windows tests under Wine, loom, miri,
+              bench smoke, simulate smoke
               (prints each stage's duration; CI=true turns missing tools into errors)
   loom        run the loom models of framebus-core (LOOM_MAX_PREEMPTIONS defaults to 2)
   miri        run framebus-core's tests under Miri (nightly + miri component)
@@ -25,6 +26,8 @@ tasks:
   bench       [core|transport] [--quick] [--json PATH]: criterion benchmarks of the core
               (in-process handoff vs crossbeam and rtrb) and the cross-process transport
               benchmark (64 B / 720p / 1080p vs cache-line, futex and memcpy limits)
+  bindgen     regenerate platform/snpe-sys/src/bindings.rs from its C header (needs libclang;
+              ci checks the committed file against a fresh generation)
   simulate    [options]: multi-worker inference simulation on recorded video, in separate
               processes over a real segment (no options: the bundled 720p clip, 4 x aip, 20 s;
               `cargo xtask simulate --help` lists options, profiles and presets)
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         "bench" => tasks::bench(rest),
         "cross" => tasks::cross(rest),
         "simulate" => tasks::simulate(rest),
+        "bindgen" => tasks::bindgen(),
         "-h" | "--help" | "help" => {
             print!("{HELP}");
             return ExitCode::SUCCESS;

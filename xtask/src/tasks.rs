@@ -11,8 +11,9 @@ pub fn ci(args: &[String]) -> Result<(), String> {
         return Err(format!("ci takes no arguments (got '{a}')"));
     }
     type Stage = (&'static str, fn() -> Result<Option<Skip>, String>);
-    let stages: [Stage; 10] = [
+    let stages: [Stage; 12] = [
         ("fmt", || run(cmd("cargo", &["fmt", "--all", "--check"])).map(|_| None)),
+        ("snpe-sys bindings (bindgen)", || bindings(false)),
         ("clippy", || {
             run(cmd(
                 "cargo",
@@ -32,6 +33,9 @@ pub fn ci(args: &[String]) -> Result<(), String> {
         ("loom", || loom().map(|_| None)),
         ("miri", miri_stage),
         ("bench smoke", || bench(&["--quick".to_string()]).map(|_| None)),
+        ("simulate smoke (bundled clip, 5 s)", || {
+            simulate(&["--duration".into(), "5".into(), "--quiet".into()]).map(|_| None)
+        }),
     ];
     let mut report = Vec::new();
     let mut failed = false;
@@ -66,6 +70,53 @@ pub fn ci(args: &[String]) -> Result<(), String> {
         Err("some stages failed".into())
     } else {
         Ok(())
+    }
+}
+
+/// Where bindgen can find libclang, if anywhere (it loads `libclang.so` at run time).
+fn libclang() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("LIBCLANG_PATH") {
+        return Some(p.into());
+    }
+    let dirs = std::fs::read_dir("/usr/lib").ok()?;
+    let mut found: Vec<std::path::PathBuf> =
+        dirs.filter_map(|e| e.ok()).map(|e| e.path().join("lib")).filter(|d| d.join("libclang.so").exists()).collect();
+    found.sort();
+    found.pop().or_else(|| {
+        ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu"]
+            .into_iter()
+            .map(std::path::PathBuf::from)
+            .find(|d| d.join("libclang.so").exists())
+    })
+}
+
+/// Regenerates the snpe-sys bindings with bindgen: checks them against the committed file,
+/// or (`bless`) rewrites it.
+fn bindings(bless: bool) -> Result<Option<Skip>, String> {
+    let Some(dir) = libclang() else {
+        return missing(
+            "libclang",
+            "bindgen needs libclang.so to regenerate the snpe-sys bindings",
+            "apt-get install libclang-dev",
+        )
+        .map(Some);
+    };
+    let mut c = cmd("cargo", &["build", "-q", "-p", "snpe-sys", "--features", "bindgen"]);
+    c.env("LIBCLANG_PATH", dir);
+    if bless {
+        c.env("SNPE_SYS_BLESS", "1");
+    }
+    run(c).map(|_| None)
+}
+
+/// `cargo xtask bindgen`: rewrites platform/snpe-sys/src/bindings.rs from the header.
+pub fn bindgen() -> Result<(), String> {
+    match bindings(true)? {
+        Some(Skip) => Err("libclang is missing: apt-get install libclang-dev".into()),
+        None => {
+            eprintln!("platform/snpe-sys/src/bindings.rs is up to date with include/snpe_c_api.h");
+            Ok(())
+        }
     }
 }
 
