@@ -85,7 +85,10 @@ fn build(tag: &str, frame: &mut [u8]) -> Net {
     }
 }
 
-fn run(n: &mut Net, frame: *mut u8) -> Result<(u64, u32, u32, [u8; 64]), (u32, String)> {
+/// checksum, changed cells, mean luminance, grid
+type Output = (u64, u32, u32, [u8; 64]);
+
+fn run(n: &mut Net, frame: *mut u8) -> Result<Output, (u32, String)> {
     // SAFETY: `frame` points at a live H×W×3 buffer (callers pass one); handles are live.
     unsafe {
         assert_eq!(Snpe_IUserBuffer_SetBufferAddress(n.input, frame.cast::<c_void>()), 1);
@@ -188,7 +191,7 @@ fn the_runtime_enum_has_the_sdk_values() {
     assert_eq!(Snpe_Runtime_t::SNPE_RUNTIME_GPU_FLOAT16 as i32, 3);
     assert_eq!(Snpe_Runtime_t::SNPE_RUNTIME_AIP_FIXED8_TF as i32, 5);
     assert_eq!(Snpe_Runtime_t::SNPE_RUNTIME_UNSET as i32, -1);
-    assert!(IS_STUB);
+    const { assert!(IS_STUB) };
     // SAFETY: a static string from the library.
     let v = unsafe { CStr::from_ptr(Snpe_DlVersion_ToString(Snpe_Util_GetLibraryVersion())) };
     assert!(v.to_str().unwrap().contains("not the Qualcomm SDK"));
