@@ -48,8 +48,3 @@ pub use region::Region;
 pub use segment::{
     BeginError, ClaimError, Consumer, ConsumerKind, Frame, FrameMeta, Producer, Published, Segment, Stats, WriteSlot,
 };
-
-/// The README's example, compiled and run as a doctest so that it cannot rot.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;

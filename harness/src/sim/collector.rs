@@ -91,8 +91,10 @@ pub struct CollectorReport {
     pub transport_us: TransportUs,
     /// publish → a worker started on it (time queued in the segment)
     pub queue_ms: LatencyMs,
-    /// model time (claim → result) per frame
+    /// the model call alone, per frame
     pub model_ms: LatencyMs,
+    /// a worker's whole time on a frame (claim → result sent: the call and its overhead)
+    pub service_ms: LatencyMs,
     /// seconds from the first frame due to the last frame out
     pub span_s: f64,
     /// results per worker
@@ -153,7 +155,8 @@ pub fn run(a: &CollectorArgs) -> Res<CollectorReport> {
     let mut pending: HashMap<u64, Pending> = HashMap::new();
     let mut early: HashMap<u64, Outcome> = HashMap::new();
     let mut r = CollectorReport { per_worker: vec![0; results.len()], ..CollectorReport::default() };
-    let (mut lat, mut transport, mut queue, mut model) = (histogram(), histogram(), histogram(), histogram());
+    let (mut lat, mut transport, mut queue) = (histogram(), histogram(), histogram());
+    let (mut model, mut service) = (histogram(), histogram());
     let mut end: Option<u64> = None;
     let mut last_out: Option<u64> = None;
     let mut first_capture: Option<u64> = None;
@@ -205,7 +208,8 @@ pub fn run(a: &CollectorArgs) -> Res<CollectorReport> {
             // Transport: from the later of publish and "worker ready" to claimed.
             transport.saturating_record(o.claim_ns.saturating_sub(p.publish_ns.max(o.claim_start_ns)) / 1_000);
             queue.saturating_record(o.claim_start_ns.max(p.publish_ns).saturating_sub(p.publish_ns) / 1_000);
-            model.saturating_record(o.done_ns.saturating_sub(o.claim_ns) / 1_000);
+            model.saturating_record(o.call_ns / 1_000);
+            service.saturating_record(o.done_ns.saturating_sub(o.claim_ns) / 1_000);
             match window.insert(o.seq, o, now, |x| out.push(x)) {
                 Ok(()) => {}
                 Err(Rejected::Late(..)) => r.late_results += 1,
@@ -284,6 +288,7 @@ pub fn run(a: &CollectorArgs) -> Res<CollectorReport> {
     r.latency_ms = percentiles_ms(&lat);
     r.queue_ms = percentiles_ms(&queue);
     r.model_ms = percentiles_ms(&model);
+    r.service_ms = percentiles_ms(&service);
     let t = percentiles_ms(&transport);
     r.transport_us = TransportUs { p50: t.p50 * 1e3, p99: t.p99 * 1e3 };
     r.span_s = first_capture.map_or(0.0, |f| now_ns().saturating_sub(f) as f64 / 1e9);

@@ -108,8 +108,10 @@ pub struct Outcome {
     pub claim_start_ns: u64,
     /// when `claim` returned it
     pub claim_ns: u64,
-    /// when the model call returned
+    /// when the worker was done with the frame (model call and its own pre/post-processing)
     pub done_ns: u64,
+    /// duration of the model call alone
+    pub call_ns: u64,
     /// the producer's checksum from the frame descriptor
     pub sent_checksum: u64,
     /// the checksum the accelerator runtime computed over the slot in place
@@ -121,7 +123,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Encodes into the first 72 bytes of `out`.
+    /// Encodes into the first 80 bytes of `out`.
     pub fn encode(&self, out: &mut [u8]) {
         put(
             out,
@@ -135,6 +137,7 @@ impl Outcome {
                 self.seen_checksum,
                 u64::from(self.changed_cells),
                 u64::from(self.mean_luma),
+                self.call_ns,
             ],
         );
     }
@@ -142,7 +145,7 @@ impl Outcome {
     /// Decodes what [`Outcome::encode`] wrote.
     #[must_use]
     pub fn decode(b: &[u8]) -> Option<Outcome> {
-        let w = get::<9>(b)?;
+        let w = get::<10>(b)?;
         Some(Outcome {
             seq: w[0],
             worker: u32::try_from(w[1]).ok()?,
@@ -153,6 +156,7 @@ impl Outcome {
             seen_checksum: w[6],
             changed_cells: u32::try_from(w[7]).ok()?,
             mean_luma: u32::try_from(w[8]).ok()?,
+            call_ns: w[9],
         })
     }
 }
@@ -210,6 +214,7 @@ mod tests {
             seen_checksum: 14,
             changed_cells: 5,
             mean_luma: 100,
+            call_ns: 9,
         };
         o.encode(&mut b);
         assert_eq!(Outcome::decode(&b), Some(o));

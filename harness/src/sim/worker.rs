@@ -125,6 +125,7 @@ pub fn run(a: &WorkerArgs) -> Res<WorkerReport> {
             seen_checksum: result.checksum,
             changed_cells: result.changed_cells,
             mean_luma: result.mean_luma,
+            call_ns: call.as_nanos() as u64,
         };
         wait::release(&mut worker, frame)?;
         r.frames += 1;

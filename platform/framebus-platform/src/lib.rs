@@ -438,3 +438,8 @@ pub fn futex_wait(word: &framebus_core::sync::AtomicU64, expected: u32, timeout:
 pub fn futex_wake(word: &framebus_core::sync::AtomicU64) {
     os::wake(word, u64::MAX)
 }
+
+/// The README's example, compiled and run as a doctest so that it cannot rot.
+#[cfg(all(doctest, target_os = "linux"))]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
