@@ -130,8 +130,18 @@ enum Command {
     },
 }
 
+/// A role started by `simulate` dies with it: if the orchestrator is killed outright (no chance
+/// to clean up), its roles do not run on; `framebus gc` then removes the segments it left.
+fn die_with_parent() {
+    #[cfg(target_os = "linux")]
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Producer { .. } | Command::Worker { .. } | Command::Collector { .. }) {
+        die_with_parent();
+    }
     let r = match cli.command {
         Command::Ls => ls(),
         Command::Gc { dry_run } => gc(dry_run),

@@ -5,7 +5,7 @@
 //! frame it published or dropped, so a producer drop is marked in the window at once (no
 //! waiting), and only a frame lost after publishing (a dead worker) waits out the deadline.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use framebus_platform::core::reorder::{Rejected, Released, ReorderWindow, SkipReason};
@@ -85,10 +85,15 @@ pub struct CollectorReport {
     pub integrity_failures: u64,
     /// results for frames the producer never announced, or twice (must be 0)
     pub unexpected_results: u64,
+    /// a worker reported a frame not after its previous one (work-queue claims follow publish
+    /// order; must be 0)
+    pub worker_order_violations: u64,
     /// capture → ordered result
     pub latency_ms: LatencyMs,
     /// publish → claimed, when a worker was already waiting (the transport's own cost)
     pub transport_us: TransportUs,
+    /// frames that had a worker waiting (the samples behind `transport_us`)
+    pub transport_samples: u64,
     /// publish → a worker started on it (time queued in the segment)
     pub queue_ms: LatencyMs,
     /// the model call alone, per frame
@@ -109,6 +114,203 @@ struct Pending {
     capture_ns: u64,
     publish_ns: u64,
     checksum: u64,
+}
+
+/// Sequence numbers remembered as released with a result, to tell a late result (its frame was
+/// given up) from a duplicate (its frame already has one). A fixed ring: duplicates further
+/// back than this are reported as late.
+const RELEASED_RING: usize = 4096;
+
+/// Everything the collector tracks; every release goes through [`State::emit`].
+struct State {
+    window: ReorderWindow<Outcome, WINDOW>,
+    deadline_ns: u64,
+    /// Published frames not yet released or given up.
+    pending: HashMap<u64, Pending>,
+    /// Results that overtook their frame's Published event.
+    early: HashMap<u64, Outcome>,
+    /// Producer drops too far ahead for the window; applied as it advances.
+    deferred_skips: BTreeSet<u64>,
+    released: Box<[u64; RELEASED_RING]>,
+    last_out: Option<u64>,
+    /// Last sequence number each worker reported (work-queue claims are in publish order).
+    last_by_worker: Vec<Option<u64>>,
+    first_capture: Option<u64>,
+    dropped_total: u64,
+    end: Option<u64>,
+    r: CollectorReport,
+    lat: Histogram<u64>,
+    transport: Histogram<u64>,
+    queue: Histogram<u64>,
+    model: Histogram<u64>,
+    service: Histogram<u64>,
+}
+
+impl State {
+    fn count(&mut self, key: &str) {
+        *self.r.dropped.entry(key.to_string()).or_default() += 1;
+    }
+
+    fn on_event(&mut self, e: Event, now: u64) {
+        match e {
+            Event::Published { seq, capture_ns, publish_ns, checksum, .. } => {
+                self.first_capture.get_or_insert(capture_ns);
+                self.r.published += 1;
+                self.pending.insert(seq, Pending { capture_ns, publish_ns, checksum });
+                // A fast worker's result can overtake the producer's event about the frame.
+                if let Some(o) = self.early.remove(&seq) {
+                    self.on_outcome(o, now);
+                }
+            }
+            Event::Dropped { seq, cause, .. } => {
+                if seq < self.window.next_seq() {
+                    // Already given up on by the deadline (and counted there): count once.
+                    self.pending.remove(&seq);
+                    return;
+                }
+                self.count(if cause == DropCause::Oldest { "drop_oldest" } else { "drop_newest" });
+                self.pending.remove(&seq);
+                if seq >= self.window.next_seq() + WINDOW as u64 {
+                    // Skipping it now would force frames still being worked on out of the window.
+                    self.deferred_skips.insert(seq);
+                } else {
+                    let mut out = Vec::new();
+                    self.window.skip(seq, now, |x| out.push(x));
+                    self.emit_all(out, now);
+                }
+            }
+            Event::End { next_seq } => self.end = Some(next_seq),
+        }
+    }
+
+    fn on_result(&mut self, o: Outcome, now: u64) {
+        let k = o.worker as usize;
+        if let Some(slot) = self.r.per_worker.get_mut(k) {
+            *slot += 1;
+            if self.last_by_worker[k].is_some_and(|l| o.seq <= l) {
+                self.r.worker_order_violations += 1;
+            }
+            self.last_by_worker[k] = Some(o.seq);
+        } else {
+            self.r.unexpected_results += 1;
+            return;
+        }
+        if self.pending.contains_key(&o.seq) {
+            self.on_outcome(o, now);
+        } else if o.seq < self.window.next_seq() {
+            self.reject(o.seq);
+        } else if self.early.insert(o.seq, o).is_some() {
+            self.r.unexpected_results += 1;
+        }
+    }
+
+    /// A result for a frame already out of the window: late if the frame was given up,
+    /// a duplicate if it was released with a result.
+    fn reject(&mut self, seq: u64) {
+        if self.released[(seq % RELEASED_RING as u64) as usize] == seq.wrapping_add(1) {
+            self.r.unexpected_results += 1;
+        } else {
+            self.r.late_results += 1;
+        }
+    }
+
+    fn on_outcome(&mut self, o: Outcome, now: u64) {
+        let p = &self.pending[&o.seq];
+        if o.seen_checksum != p.checksum || o.sent_checksum != p.checksum {
+            self.r.integrity_failures += 1;
+        }
+        if o.claim_start_ns <= p.publish_ns {
+            // The worker was already waiting: publish → claimed is the transport's own cost.
+            self.transport.saturating_record(o.claim_ns.saturating_sub(p.publish_ns) / 1_000);
+            self.r.transport_samples += 1;
+        }
+        self.queue.saturating_record(o.claim_start_ns.max(p.publish_ns).saturating_sub(p.publish_ns) / 1_000);
+        self.model.saturating_record(o.call_ns / 1_000);
+        self.service.saturating_record(o.done_ns.saturating_sub(o.claim_ns) / 1_000);
+        let seq = o.seq;
+        let mut out = Vec::new();
+        match self.window.insert(seq, o, now, |x| out.push(x)) {
+            Ok(()) => {}
+            Err(Rejected::Late(..)) => self.reject(seq),
+            Err(Rejected::Duplicate(..)) => self.r.unexpected_results += 1,
+        }
+        self.emit_all(out, now);
+    }
+
+    fn emit_all(&mut self, out: Vec<Released<Outcome>>, now: u64) {
+        for x in out {
+            self.emit(x, now);
+        }
+        // The window moved: producer drops that were too far ahead may fit now.
+        while let Some(&seq) = self.deferred_skips.first() {
+            if seq >= self.window.next_seq() + WINDOW as u64 {
+                break;
+            }
+            self.deferred_skips.remove(&seq);
+            let mut more = Vec::new();
+            self.window.skip(seq, now, |x| more.push(x));
+            for x in more {
+                self.emit(x, now);
+            }
+        }
+    }
+
+    /// The one place a sequence number leaves the window.
+    fn emit(&mut self, x: Released<Outcome>, now: u64) {
+        let seq = match &x {
+            Released::Frame(s, _) | Released::Skipped(s, _) => *s,
+        };
+        if self.last_out.is_some_and(|l| seq <= l) {
+            self.r.order_violations += 1;
+        }
+        self.last_out = Some(seq);
+        let t_s = self.first_capture.map_or(0.0, |f| now.saturating_sub(f) as f64 / 1e9);
+        let latency_ms = match x {
+            Released::Frame(seq, _) => {
+                self.r.frames_out += 1;
+                self.released[(seq % RELEASED_RING as u64) as usize] = seq.wrapping_add(1);
+                let p = self.pending.remove(&seq).expect("a result enters the window only with its Published event");
+                let l = now.saturating_sub(p.capture_ns);
+                self.lat.saturating_record(l / 1_000);
+                Some(l as f64 / 1e6)
+            }
+            Released::Skipped(seq, reason) => {
+                self.dropped_total += 1;
+                if reason != SkipReason::Marked {
+                    // Published but no result in time: a worker died or stalled.
+                    self.count(if reason == SkipReason::Overflow { "window_overflow" } else { "lost_deadline" });
+                    self.pending.remove(&seq);
+                }
+                None
+            }
+        };
+        self.r.timeline.push(Point { t_s, latency_ms, dropped: self.dropped_total });
+    }
+
+    /// Gives up on the head when it is missing for longer than the deadline after its publish,
+    /// even with no later result waiting (the last frames of a run, or a stuck worker).
+    fn expire_head(&mut self, now: u64) {
+        loop {
+            let head = self.window.next_seq();
+            if self.end.is_none_or(|e| head >= e) {
+                return;
+            }
+            let expired = match self.pending.get(&head) {
+                Some(p) => now.saturating_sub(p.publish_ns) > self.deadline_ns,
+                None => false,
+            };
+            if !expired {
+                return;
+            }
+            let mut out = Vec::new();
+            self.window.force_head(|x| out.push(x));
+            self.emit_all(out, now);
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.end.is_some_and(|e| self.window.next_seq() >= e)
+    }
 }
 
 fn percentiles_ms(h: &Histogram<u64>) -> LatencyMs {
@@ -151,147 +353,96 @@ pub fn run(a: &CollectorArgs) -> Res<CollectorReport> {
     let result_segs = a.results.iter().map(|n| SharedSegment::open(n)).collect::<Result<Vec<_>, _>>()?;
     let mut events = events_seg.register(ConsumerKind::Worker)?;
     let mut results = result_segs.iter().map(|s| s.register(ConsumerKind::Worker)).collect::<Result<Vec<_>, _>>()?;
-    let mut window: ReorderWindow<Outcome, WINDOW> = ReorderWindow::new(0, a.deadline_ms * 1_000_000);
-    let mut pending: HashMap<u64, Pending> = HashMap::new();
-    let mut early: HashMap<u64, Outcome> = HashMap::new();
-    let mut r = CollectorReport { per_worker: vec![0; results.len()], ..CollectorReport::default() };
-    let (mut lat, mut transport, mut queue) = (histogram(), histogram(), histogram());
-    let (mut model, mut service) = (histogram(), histogram());
-    let mut end: Option<u64> = None;
-    let mut last_out: Option<u64> = None;
-    let mut first_capture: Option<u64> = None;
-    let mut dropped_total = 0u64;
+    let deadline_ns = a.deadline_ms.saturating_mul(1_000_000);
+    let mut st = State {
+        window: ReorderWindow::new(0, deadline_ns),
+        deadline_ns,
+        pending: HashMap::new(),
+        early: HashMap::new(),
+        deferred_skips: BTreeSet::new(),
+        released: Box::new([0; RELEASED_RING]),
+        last_out: None,
+        last_by_worker: vec![None; results.len()],
+        first_capture: None,
+        dropped_total: 0,
+        end: None,
+        r: CollectorReport { per_worker: vec![0; results.len()], ..CollectorReport::default() },
+        lat: histogram(),
+        transport: histogram(),
+        queue: histogram(),
+        model: histogram(),
+        service: histogram(),
+    };
+    // A sender is gone once it has attached (the epoch counts attaches) and is no longer
+    // attached or alive; before it first attaches it is only late.
+    let gone = |s: &SharedSegment| {
+        let seg = s.segment();
+        let t = seg.producer_token();
+        seg.stats().epoch > 0 && (t == 0 || !is_alive(t))
+    };
     let mut idle_since = Instant::now();
-    let count = |r: &mut CollectorReport, key: &str| *r.dropped.entry(key.to_string()).or_default() += 1;
+    let mut last_look = false;
     println!("ready");
     loop {
         let mut progressed = false;
         let now = now_ns();
-        let mut out: Vec<Released<Outcome>> = Vec::new();
-        let mut arrived: Vec<Outcome> = Vec::new();
-        while let Some(b) = take(&mut events)? {
+        // Bounded per round, so a flood on one channel cannot starve the others.
+        for _ in 0..256 {
+            let Some(b) = take(&mut events)? else { break };
             progressed = true;
-            match Event::decode(&b) {
-                Some(Event::Published { seq, capture_ns, publish_ns, checksum, .. }) => {
-                    first_capture.get_or_insert(capture_ns);
-                    r.published += 1;
-                    pending.insert(seq, Pending { capture_ns, publish_ns, checksum });
-                    // A fast worker's result can overtake the producer's event about the frame.
-                    arrived.extend(early.remove(&seq));
-                }
-                Some(Event::Dropped { seq, cause, .. }) => {
-                    count(&mut r, if cause == DropCause::Oldest { "drop_oldest" } else { "drop_newest" });
-                    pending.remove(&seq);
-                    window.skip(seq, now, |x| out.push(x));
-                }
-                Some(Event::End { next_seq }) => end = Some(next_seq),
-                None => return Err("garbled event record from the producer".into()),
-            }
+            let e = Event::decode(&b).ok_or("garbled event record from the producer")?;
+            st.on_event(e, now);
         }
-        for (k, c) in results.iter_mut().enumerate() {
-            while let Some(b) = take(c)? {
+        for c in &mut results {
+            for _ in 0..256 {
+                let Some(b) = take(c)? else { break };
                 progressed = true;
                 let o = Outcome::decode(&b).ok_or("garbled result record from a worker")?;
-                r.per_worker[k] += 1;
-                if pending.contains_key(&o.seq) {
-                    arrived.push(o);
-                } else if early.insert(o.seq, o).is_some() {
-                    r.unexpected_results += 1;
-                }
+                st.on_result(o, now);
             }
         }
-        for o in arrived {
-            let p = &pending[&o.seq];
-            if o.seen_checksum != p.checksum || o.sent_checksum != p.checksum {
-                r.integrity_failures += 1;
-            }
-            // Transport: from the later of publish and "worker ready" to claimed.
-            transport.saturating_record(o.claim_ns.saturating_sub(p.publish_ns.max(o.claim_start_ns)) / 1_000);
-            queue.saturating_record(o.claim_start_ns.max(p.publish_ns).saturating_sub(p.publish_ns) / 1_000);
-            model.saturating_record(o.call_ns / 1_000);
-            service.saturating_record(o.done_ns.saturating_sub(o.claim_ns) / 1_000);
-            match window.insert(o.seq, o, now, |x| out.push(x)) {
-                Ok(()) => {}
-                Err(Rejected::Late(..)) => r.late_results += 1,
-                Err(Rejected::Duplicate(..)) => r.unexpected_results += 1,
-            }
-        }
-        window.poll(now, |x| out.push(x));
-        for x in out {
-            let seq = match &x {
-                Released::Frame(s, _) | Released::Skipped(s, _) => *s,
-            };
-            if last_out.is_some_and(|l| seq <= l) {
-                r.order_violations += 1;
-            }
-            last_out = Some(seq);
-            let t_s = first_capture.map_or(0.0, |f| now.saturating_sub(f) as f64 / 1e9);
-            let latency_ms = match x {
-                Released::Frame(seq, _) => {
-                    r.frames_out += 1;
-                    let p = pending.remove(&seq).expect("a released result had a pending entry");
-                    let l = now.saturating_sub(p.capture_ns);
-                    lat.saturating_record(l / 1_000);
-                    Some(l as f64 / 1e6)
-                }
-                Released::Skipped(seq, reason) => {
-                    dropped_total += 1;
-                    if reason != SkipReason::Marked {
-                        // Published but no result in time: a worker died or stalled.
-                        count(&mut r, if reason == SkipReason::Overflow { "window_overflow" } else { "lost_deadline" });
-                        pending.remove(&seq);
-                    }
-                    None
-                }
-            };
-            r.timeline.push(Point { t_s, latency_ms, dropped: dropped_total });
-        }
-        if let Some(e) = end {
-            if window.next_seq() >= e {
-                r.frames_in = e;
-                r.unexpected_results += early.len() as u64;
-                break;
-            }
+        let mut out = Vec::new();
+        st.window.poll(now, |x| out.push(x));
+        st.emit_all(out, now);
+        st.expire_head(now);
+        if st.done() {
+            break;
         }
         if progressed {
             idle_since = Instant::now();
-        } else {
-            // Nothing arrived: the producer and every worker gone means nothing more will.
-            let gone = |s: &SharedSegment| {
-                let t = s.segment().producer_token();
-                t == 0 || !is_alive(t)
-            };
-            if gone(&events_seg) && result_segs.iter().all(gone) && idle_since.elapsed() > Duration::from_secs(1) {
-                // Give up on what is missing, so the report still accounts for every frame.
-                let mut out = Vec::new();
-                while window.waiting() > 0 || end.is_some_and(|e| window.next_seq() < e) {
-                    window.force_head(|x| out.push(x));
-                }
-                for x in out {
-                    if let Released::Skipped(seq, _) = x {
-                        count(&mut r, "lost_deadline");
-                        pending.remove(&seq);
-                    } else if let Released::Frame(seq, _) = x {
-                        r.frames_out += 1;
-                        pending.remove(&seq);
-                    }
-                }
-                r.frames_in = end.unwrap_or(window.next_seq());
-                if end.is_none() {
-                    return Err("the producer and every worker exited before the producer's end event".into());
-                }
-                break;
-            }
-            std::thread::sleep(Duration::from_micros(500));
+            last_look = false;
+            continue;
         }
+        // Nothing arrived: the producer and every worker gone means nothing more will — after
+        // one more look, for what they published just before leaving.
+        if gone(&events_seg) && result_segs.iter().all(gone) && idle_since.elapsed() > Duration::from_millis(200) {
+            if !last_look {
+                last_look = true;
+                continue;
+            }
+            let Some(e) = st.end else {
+                return Err("the producer and every worker exited before the producer's end event".into());
+            };
+            // Give up on what is missing, so the report still accounts for every frame.
+            while st.window.next_seq() < e {
+                let mut out = Vec::new();
+                st.window.force_head(|x| out.push(x));
+                st.emit_all(out, now_ns());
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_micros(500));
     }
-    r.latency_ms = percentiles_ms(&lat);
-    r.queue_ms = percentiles_ms(&queue);
-    r.model_ms = percentiles_ms(&model);
-    r.service_ms = percentiles_ms(&service);
-    let t = percentiles_ms(&transport);
+    let mut r = st.r;
+    r.frames_in = st.end.unwrap_or(0);
+    r.unexpected_results += st.early.len() as u64;
+    r.latency_ms = percentiles_ms(&st.lat);
+    r.queue_ms = percentiles_ms(&st.queue);
+    r.model_ms = percentiles_ms(&st.model);
+    r.service_ms = percentiles_ms(&st.service);
+    let t = percentiles_ms(&st.transport);
     r.transport_us = TransportUs { p50: t.p50 * 1e3, p99: t.p99 * 1e3 };
-    r.span_s = first_capture.map_or(0.0, |f| now_ns().saturating_sub(f) as f64 / 1e9);
+    r.span_s = st.first_capture.map_or(0.0, |f| now_ns().saturating_sub(f) as f64 / 1e9);
     if r.timeline.len() > 4000 {
         let step = r.timeline.len().div_ceil(4000);
         r.timeline = r.timeline.iter().step_by(step).copied().collect();

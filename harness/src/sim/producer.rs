@@ -44,6 +44,9 @@ pub struct ProducerReport {
     pub dropped_newest: u64,
     /// frames that could not be published on time (Block: waiting for a slot)
     pub late: u64,
+    /// worst lag of a frame's decoding start behind its due time, ms (decoding slower than the
+    /// frame rate, or waiting under Block)
+    pub behind_ms_max: f64,
     /// time spent waiting for a free slot (Block), ms
     pub blocked_ms: f64,
     /// decode + colour conversion per frame, ms (mean)
@@ -63,7 +66,8 @@ fn send(events: &mut Producer<'_>, seg: &Segment<'_>, e: Event) -> Res<()> {
         if left.is_zero() {
             return Err("the collector stopped reading events for 10 s (is it alive?)".into());
         }
-        wait::wait_for_space(events, left)?;
+        wait::wait_for_space(events, left)
+            .map_err(|_| "the collector stopped reading events for 10 s (is it alive?)".to_string())?;
     }
     // Only this process produces events, so the free slot seen above is still free.
     let mut slot = events.begin().map_err(|e| format!("events segment: {e}"))?;
@@ -125,6 +129,9 @@ pub fn run(a: &ProducerArgs) -> Res<ProducerReport> {
             std::thread::sleep(due - now);
         }
         let capture_ns = if a.max_speed { now_ns() } else { start_ns + (due - start).as_nanos() as u64 };
+        if !a.max_speed {
+            r.behind_ms_max = r.behind_ms_max.max(Instant::now().saturating_duration_since(due).as_secs_f64() * 1e3);
+        }
         // A slot to decode into: wait for one under Block, count the drop otherwise.
         let blocked_at = Instant::now();
         let slot: Option<WriteSlot<'_, '_>> = loop {

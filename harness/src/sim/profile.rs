@@ -62,7 +62,16 @@ impl Profile {
                     .collect::<Result<_, _>>()
                     .map_err(|_| Self::usage(s))?;
                 match v[..] {
-                    [b, j, c] if b > 0.0 && (0.0..=b).contains(&j) && c >= 0.0 => p(Runtime::Cpu, b, j, c, None),
+                    [b, j, c]
+                        if b.is_finite()
+                            && c.is_finite()
+                            && b > 0.0
+                            && b <= 3_600_000.0
+                            && (0.0..=b).contains(&j)
+                            && (0.0..=1000.0).contains(&c) =>
+                    {
+                        p(Runtime::Cpu, b, j, c, None)
+                    }
                     _ => return Err(Self::usage(s)),
                 }
             }
@@ -97,9 +106,8 @@ impl Profile {
         time_scale: f64,
         shared: &Path,
     ) -> std::io::Result<()> {
-        if !shared.exists() {
-            std::fs::write(shared, [0u8; 64])?;
-        }
+        // Fresh counters (zero executing instances): a leftover file must not carry old counts.
+        std::fs::write(shared, [0u8; 64])?;
         std::fs::write(
             path,
             format!(
@@ -137,7 +145,17 @@ mod tests {
     fn custom_profiles_parse_and_bad_ones_say_what_is_accepted() {
         let c = Profile::parse("custom:50,5,0.2").unwrap();
         assert_eq!((c.base_ms, c.jitter_ms, c.contention), (50.0, 5.0, 0.2));
-        for bad in ["fast", "custom:", "custom:1,2", "custom:10,20,0", "custom:-1,0,0", "custom:a,b,c"] {
+        for bad in [
+            "fast",
+            "custom:",
+            "custom:1,2",
+            "custom:10,20,0",
+            "custom:-1,0,0",
+            "custom:a,b,c",
+            "custom:inf,0,0",
+            "custom:1,0,inf",
+            "custom:NaN,0,0",
+        ] {
             let e = Profile::parse(bad).unwrap_err();
             assert!(e.contains("custom:BASE_MS,JITTER_MS,CONTENTION"), "{bad}: {e}");
         }

@@ -187,6 +187,15 @@ pub struct SimReport {
     pub integrity_failures: u64,
     /// results for frames never announced, or duplicates (must be 0)
     pub unexpected_results: u64,
+    /// a worker reported frames out of publish order (must be 0)
+    pub worker_order_violations: u64,
+    /// frames a worker was already waiting for (the samples behind `transport_us`)
+    pub transport_samples: u64,
+    /// how far the producer fell behind the camera's schedule at worst (decoding slower than
+    /// the frame rate), ms; latency includes it
+    pub producer_behind_ms: f64,
+    /// the producer's own count of what it dropped, by cause (must equal `dropped`'s)
+    pub producer_dropped: BTreeMap<String, u64>,
     /// results that came after their frame was given up
     pub late_results: u64,
     /// frames published per second
@@ -257,7 +266,10 @@ impl Drop for WorkDir {
     }
 }
 
-fn spawn(exe: &Path, role: &str, args: &[String]) -> Res<(String, Child)> {
+/// Starts `exe ROLE ARGS` into `procs` (so it is killed on any error from here on) and waits
+/// for its `ready` line, at most `STARTUP`, watching Ctrl-C and the child's own exit.
+fn spawn(procs: &mut Procs, exe: &Path, role: &str, args: &[String], stop: &AtomicBool) -> Res<()> {
+    const STARTUP: Duration = Duration::from_secs(60);
     let mut child = Command::new(exe)
         .arg(role)
         .args(args)
@@ -266,19 +278,37 @@ fn spawn(exe: &Path, role: &str, args: &[String]) -> Res<(String, Child)> {
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| format!("cannot start {} {role}: {e}", exe.display()))?;
-    // Every role prints "ready" once it has opened its segments and registered.
-    let mut line = String::new();
     let out = child.stdout.take().expect("piped stdout");
-    let mut reader = BufReader::new(out);
-    reader.read_line(&mut line)?;
-    if line.trim() != "ready" {
-        let status = child.wait()?;
-        return Err(format!("{role} failed to start ({status}); its error is above").into());
+    procs.list.push((role.to_string(), child));
+    // Every role prints "ready" once it has opened its segments and registered; a thread reads
+    // it (and then drains the pipe, so the child never blocks on it).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(out);
+        let mut line = String::new();
+        let ok = reader.read_line(&mut line).is_ok() && line.trim() == "ready";
+        let _ = tx.send(ok);
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    });
+    let t = Instant::now();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(true) => return Ok(()),
+            Ok(false) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(format!("{role} failed to start; its error is above").into())
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if stop.load(Ordering::SeqCst) {
+            return Err(INTERRUPTED.into());
+        }
+        if t.elapsed() > STARTUP {
+            return Err(format!("{role} did not become ready in {} s", STARTUP.as_secs()).into());
+        }
     }
-    // Keep draining its stdout so it never blocks on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-    Ok((role.to_string(), child))
 }
+
+const INTERRUPTED: &str = "interrupted (Ctrl-C): every process was stopped and every segment removed";
 
 fn read_report<T: for<'de> Deserialize<'de>>(path: &Path, who: &str) -> Res<T> {
     let text =
@@ -409,12 +439,15 @@ pub fn simulate(a: &SimArgs) -> Res<SimReport> {
         .map(|n| SharedSegment::create(n, &record(64), CreateOptions::default()))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let call_ms = p.profile.call_ms(p.workers) * a.time_scale;
-    let deadline_ms =
-        ((call_ms + p.profile.jitter_ms * a.time_scale) * (1.0 + p.overhead_pct / 100.0) * 4.0 + 1000.0) as u64;
+    // A worker's longest time on a frame, and how long a frame can wait for a worker: every
+    // slot ahead of it in the queue.
+    let service_ms =
+        (p.profile.call_ms(p.workers) + p.profile.jitter_ms) * a.time_scale * (1.0 + p.overhead_pct / 100.0);
+    let deadline_ms = (service_ms * (f64::from(p.slots) / f64::from(p.workers) + 4.0) + 1000.0) as u64;
     let report = |who: &str| dir.0.join(format!("{who}.json"));
     let mut procs = Procs { list: Vec::new() };
-    procs.list.push(spawn(
+    spawn(
+        &mut procs,
         &exe,
         "collector",
         &[
@@ -427,9 +460,11 @@ pub fn simulate(a: &SimArgs) -> Res<SimReport> {
             "--report".into(),
             report("collector").display().to_string(),
         ],
-    )?);
+        &stop,
+    )?;
     for (k, r) in result_names.iter().enumerate() {
-        procs.list.push(spawn(
+        spawn(
+            &mut procs,
             &exe,
             "worker",
             &[
@@ -448,7 +483,8 @@ pub fn simulate(a: &SimArgs) -> Res<SimReport> {
                 "--report".into(),
                 report(&format!("worker-{k}")).display().to_string(),
             ],
-        )?);
+            &stop,
+        )?;
     }
     let mut producer_args = vec![
         "--segment".into(),
@@ -468,7 +504,7 @@ pub fn simulate(a: &SimArgs) -> Res<SimReport> {
         producer_args.push("--max-speed".into());
     }
     let start = Instant::now();
-    procs.list.push(spawn(&exe, "producer", &producer_args)?);
+    spawn(&mut procs, &exe, "producer", &producer_args, &stop)?;
 
     let bar = if a.quiet {
         indicatif::ProgressBar::hidden()
@@ -481,13 +517,17 @@ pub fn simulate(a: &SimArgs) -> Res<SimReport> {
         );
         b
     };
-    let budget = Duration::from_secs_f64(p.frames as f64 / p.fps * 3.0 + 60.0);
+    // Paced runs last frames / fps; under Block the workers set the pace.
+    let paced = if a.max_speed { 0.0 } else { p.frames as f64 / p.fps };
+    let worked =
+        if p.policy == OverflowPolicy::Block { p.frames as f64 * service_ms / 1e3 / f64::from(p.workers) } else { 0.0 };
+    let budget = Duration::from_secs_f64(paced.max(worked) * 3.0 + 60.0);
     let mut samples: BTreeMap<String, Vec<(f64, u64)>> = BTreeMap::new();
     let seg = frames_seg.segment();
     loop {
         if stop.load(Ordering::SeqCst) {
             bar.abandon_with_message("interrupted");
-            return Err("interrupted (Ctrl-C): every process was stopped and every segment removed".into());
+            return Err(INTERRUPTED.into());
         }
         if start.elapsed() > budget {
             return Err(format!(
@@ -507,7 +547,7 @@ pub fn simulate(a: &SimArgs) -> Res<SimReport> {
                     // died of it before our handler ran.
                     std::thread::sleep(Duration::from_millis(50));
                     if stop.load(Ordering::SeqCst) {
-                        return Err("interrupted (Ctrl-C): every process was stopped and every segment removed".into());
+                        return Err(INTERRUPTED.into());
                     }
                     return Err(format!("the {role} process failed ({s}); its error is above").into());
                 }
@@ -586,7 +626,18 @@ pub fn simulate(a: &SimArgs) -> Res<SimReport> {
         frames_out: c.frames_out,
         dropped: c.dropped.clone(),
         order_violations: c.order_violations,
-        integrity_failures: c.integrity_failures + ws.iter().map(|w| w.integrity_failures).sum::<u64>(),
+        // The collector compares the runtime's checksum with the producer's for every frame
+        // (the workers' own count is the same comparison against the descriptor).
+        integrity_failures: c.integrity_failures,
+        worker_order_violations: c.worker_order_violations,
+        transport_samples: c.transport_samples,
+        producer_behind_ms: pr.behind_ms_max,
+        producer_dropped: [
+            ("drop_oldest".to_string(), pr.dropped_oldest),
+            ("drop_newest".to_string(), pr.dropped_newest),
+        ]
+        .into_iter()
+        .collect(),
         unexpected_results: c.unexpected_results,
         late_results: c.late_results,
         fps_in: c.published as f64 / pr.wall_s.max(1e-9),
@@ -648,15 +699,18 @@ pub fn print_table(r: &SimReport) {
         l.p50, l.p90, l.p99, l.max
     );
     println!(
-        "  transport  publish -> claimed          p50 {:.0} us  p99 {:.0} us",
-        r.transport_us.p50, r.transport_us.p99
+        "  transport  publish -> claimed          p50 {:.0} us  p99 {:.0} us   ({} frames found a worker waiting)",
+        r.transport_us.p50, r.transport_us.p99, r.transport_samples
     );
     println!("  queued     publish -> worker free      p50 {:.1} ms  p99 {:.1} ms", r.queue_ms.p50, r.queue_ms.p99);
     println!(
         "  model      per call                    p50 {:.0} ms  p99 {:.0} ms   (with worker overhead: p50 {:.0} ms)",
         r.model_ms.p50, r.model_ms.p99, r.service_ms.p50
     );
-    println!("  decode     per frame (producer)        {:.1} ms", r.decode_ms_mean);
+    println!(
+        "  decode     per frame (producer)        {:.1} ms   (worst lag behind the camera: {:.0} ms)",
+        r.decode_ms_mean, r.producer_behind_ms
+    );
     let util: Vec<String> = r.utilisation.iter().map(|u| format!("{:.0}%", u * 100.0)).collect();
     println!("  workers    utilisation {}   frames {:?}", util.join(" "), r.frames_per_worker);
     let mem: Vec<String> =
@@ -667,7 +721,7 @@ pub fn print_table(r: &SimReport) {
         if r.memory_flat { "flat" } else { "GROWING" }
     );
     println!(
-        "  checks     order violations {}  integrity failures {}  unexpected results {}  late results {}",
-        r.order_violations, r.integrity_failures, r.unexpected_results, r.late_results
+        "  checks     order violations {} (workers {})  integrity failures {}  unexpected results {}  late results {}",
+        r.order_violations, r.worker_order_violations, r.integrity_failures, r.unexpected_results, r.late_results
     );
 }

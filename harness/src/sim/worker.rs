@@ -84,7 +84,9 @@ pub fn run(a: &WorkerArgs) -> Res<WorkerReport> {
             Err(WaitError::TimedOut) => {
                 // Done when the producer has come, then detached (or died), and nothing is left.
                 let owner = seg.producer_token();
-                seen_producer |= owner != 0;
+                // The epoch counts attaches: a producer that came and went between two looks
+                // still counts as seen.
+                seen_producer |= owner != 0 || seg.stats().epoch > 0;
                 let gone = owner == 0 || !is_alive(owner);
                 if seen_producer && gone && !worker.might_have_frame() {
                     break;
@@ -135,7 +137,8 @@ pub fn run(a: &WorkerArgs) -> Res<WorkerReport> {
             if left.is_zero() {
                 return Err(format!("worker {}: the collector stopped reading results for 10 s", a.index).into());
             }
-            wait::wait_for_space(&out, left)?;
+            wait::wait_for_space(&out, left)
+                .map_err(|_| format!("worker {}: the collector stopped reading results for 10 s", a.index))?;
         }
         // Only this process produces on its results segment: the free slot is still free.
         let mut slot = out.begin().map_err(|e| format!("worker {} results: {e}", a.index))?;

@@ -44,7 +44,8 @@ impl Y4mSource {
         }
         let (mut w, mut h, mut fps) = (0u32, 0u32, 0f64);
         for t in tokens {
-            let (key, val) = t.split_at(t.len().min(1));
+            let split = t.chars().next().map_or(0, char::len_utf8);
+            let (key, val) = t.split_at(split);
             match key {
                 "W" => w = val.parse().unwrap_or(0),
                 "H" => h = val.parse().unwrap_or(0),
@@ -52,8 +53,9 @@ impl Y4mSource {
                     let (n, d) = val.split_once(':').unwrap_or((val, "1"));
                     fps = n.parse::<f64>().unwrap_or(0.0) / d.parse::<f64>().unwrap_or(0.0);
                 }
-                "C" if !val.starts_with("420") => {
-                    return Err(unsupported(format!("colour space C{val}; convert to 4:2:0 (-pix_fmt yuv420p)")))
+                // 8-bit 4:2:0 only (C420p10 and friends have 2 bytes per sample).
+                "C" if !matches!(val, "420" | "420jpeg" | "420paldv" | "420mpeg2") => {
+                    return Err(unsupported(format!("colour space C{val}; convert to 8-bit 4:2:0 (-pix_fmt yuv420p)")))
                 }
                 "I" if val != "p" && val != "?" => {
                     return Err(unsupported(format!("interlaced stream (I{val}); deinterlace it first")))
@@ -63,6 +65,9 @@ impl Y4mSource {
         }
         if w == 0 || h == 0 || !fps.is_finite() || fps <= 0.0 {
             return Err(unsupported("the header lacks a size (W, H) or a frame rate (F)".into()));
+        }
+        if w > 16384 || h > 16384 {
+            return Err(unsupported(format!("{w}x{h} is larger than 16384x16384")));
         }
         let data_start = line.len() as u64;
         let frame = Self::frame_bytes(w, h) as u64 + 6; // "FRAME\n" + planes

@@ -4,8 +4,9 @@
  * It behaves like the SDK where a caller can see it (handles, user buffers over caller memory,
  * runtime order, error codes and last-error strings) and replaces the neural network by:
  *   - a real, deterministic function of the input pixels, read in place from the input user
- *     buffer's address (no copy): a content checksum of the whole buffer (the same function as
- *     framebus_harness::sim::wire::checksum), the mean luminance, an 8x8 grid of cell
+ *     buffer's address (no copy): a content checksum of the whole buffer taken at the end of
+ *     the call (the same function as framebus_harness::sim::wire::checksum; a write into the
+ *     buffer during the call changes it), the mean luminance, an 8x8 grid of cell
  *     luminances, and the number of grid cells that changed against the previous frame this
  *     instance saw (a coarse motion detector);
  *   - the time of a runtime profile: BASE_MS +- JITTER_MS of work, processed at a rate of
@@ -19,7 +20,8 @@
  *     output result 80
  *     time <base_ms> <jitter_ms> <contention>
  *     shared <path of a file of at least 64 bytes>      (optional: without it k counts this
- *                                                        process's instances only)
+ *                                                        process's instances only; POSIX)
+ * Input is H x W x C uint8, packed, channels in B, G, R order (luminance weights assume it).
  * The output tensor "result" is 80 bytes, little-endian: u64 checksum, u32 changed cells,
  * u32 mean luminance, 64 bytes of grid (row-major, 8x8).
  */
@@ -37,6 +39,7 @@
 #else
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #endif
@@ -50,7 +53,7 @@
 /* ---- last error ------------------------------------------------------------------------ */
 
 static _Thread_local Snpe_ErrorCode_t last_code = SNPE_SUCCESS;
-static _Thread_local char last_text[256] = "";
+static _Thread_local char last_text[512] = "";
 
 static Snpe_ErrorCode_t fail(Snpe_ErrorCode_t code, const char* fmt, const char* detail) {
     last_code = code;
@@ -99,6 +102,11 @@ static int64_t* map_counters(const char* path) {
 #else
     int fd = open(path, O_RDWR);
     if (fd < 0) return NULL;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size < (off_t)(sizeof(int64_t) * MAX_RUNTIMES)) {
+        close(fd); /* too short: mapping it would SIGBUS on access */
+        return NULL;
+    }
     void* p = mmap(NULL, sizeof(int64_t) * MAX_RUNTIMES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);
     return p == MAP_FAILED ? NULL : (int64_t*)p;
@@ -116,7 +124,7 @@ typedef struct {
 
 typedef struct {
     uint32_t magic;
-    Container* container;
+    Container container; /* a copy: the container may be deleted before Build, as in the SDK */
     Snpe_Runtime_t order[MAX_RUNTIMES];
     size_t order_len;
     int user_buffers;
@@ -238,14 +246,22 @@ Snpe_DlContainer_Handle_t Snpe_DlContainer_Open(const char* filename) {
             continue;
         }
         if (sscanf(line, "time %lf %lf %lf", &c.base_ms, &c.jitter_ms, &c.contention) == 3) {
-            have_time = c.base_ms >= 0 && c.jitter_ms >= 0 && c.jitter_ms <= c.base_ms && c.contention >= 0;
+            /* Finite and bounded (NaN fails every comparison): at most an hour per call. */
+            have_time = c.base_ms >= 0 && c.base_ms <= 3.6e6 && c.jitter_ms >= 0 && c.jitter_ms <= c.base_ms &&
+                        c.contention >= 0 && c.contention <= 1000;
             continue;
         }
-        if (sscanf(line, "shared %511s", c.shared) == 1) continue;
+        if (strncmp(line, "shared ", 7) == 0) {
+            /* The rest of the line: a path may contain spaces. */
+            snprintf(c.shared, sizeof c.shared, "%.511s", line + 7);
+            c.shared[strcspn(c.shared, "\r\n")] = 0;
+            continue;
+        }
     }
     fclose(f);
+    /* Bounded sizes, so H * W * C cannot wrap (a negative number parses as a huge size_t). */
     if (version != 1 || !have_input || !have_output || !have_time || c.height == 0 || c.width == 0 ||
-        c.channels == 0) {
+        c.channels == 0 || c.height > 65536 || c.width > 65536 || c.channels > 4) {
         fail(SNPE_ERRORCODE_DLCONTAINER_BAD_CONTAINER,
              "%.60s is not a framebus stub container (needs the lines 'framebus-stub-dlc 1', 'input data H W C', "
              "'output result 80' and 'time BASE JITTER CONTENTION' with JITTER <= BASE)",
@@ -289,7 +305,7 @@ Snpe_SNPEBuilder_Handle_t Snpe_SNPEBuilder_Create(Snpe_DlContainer_Handle_t cont
         return NULL;
     }
     Builder* b = (Builder*)make(sizeof(Builder), MAGIC_BUILDER);
-    if (b) b->container = c;
+    if (b) b->container = *c;
     return b;
 }
 
@@ -312,18 +328,15 @@ Snpe_ErrorCode_t Snpe_SNPEBuilder_SetUseUserSuppliedBuffers(Snpe_SNPEBuilder_Han
 
 Snpe_SNPE_Handle_t Snpe_SNPEBuilder_Build(Snpe_SNPEBuilder_Handle_t h) {
     CHECK_OR_NULL(h, Builder, MAGIC_BUILDER)
-    if (self->container->magic != MAGIC_CONTAINER) {
-        fail(SNPE_ERRORCODE_CAPI_BAD_HANDLE, "the builder's container was deleted%s", NULL);
-        return NULL;
-    }
     Network* n = (Network*)make(sizeof(Network), MAGIC_NETWORK);
     if (!n) return NULL;
-    n->model = *self->container;
+    n->model = self->container;
     n->runtime = self->order_len ? self->order[0] : SNPE_RUNTIME_CPU;
     n->counters = n->model.shared[0] ? map_counters(n->model.shared) : local_counters;
     if (!n->counters) {
         free(n);
-        fail(SNPE_ERRORCODE_CONFIG_MISSING_FILE, "cannot map the stub's shared counter file %.200s", self->container->shared);
+        fail(SNPE_ERRORCODE_CONFIG_MISSING_FILE, "cannot map the stub's shared counter file %.200s (missing, or under 64 bytes)",
+             self->container.shared);
         return NULL;
     }
     n->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)n ^ (uint64_t)now_ms();
@@ -507,7 +520,6 @@ Snpe_ErrorCode_t Snpe_SNPE_ExecuteUserBuffers(Snpe_SNPE_Handle_t h, Snpe_UserBuf
 
     /* The pixels, in place: the input buffer's address is the caller's memory (a slot). */
     const uint8_t* px = (const uint8_t*)ib->address;
-    uint64_t sum = framebus_stub_checksum(px, ib->size);
     uint64_t cells[GRID * GRID] = {0}, count[GRID * GRID] = {0}, total = 0;
     for (size_t y = 0; y < m->height; y += 2) {
         const uint8_t* r = px + y * row;
@@ -534,11 +546,6 @@ Snpe_ErrorCode_t Snpe_SNPE_ExecuteUserBuffers(Snpe_SNPE_Handle_t h, Snpe_UserBuf
     memcpy(self->previous, grid, sizeof grid);
     self->has_previous = 1;
 
-    uint8_t* o = (uint8_t*)ob->address;
-    put_u64(o, sum);
-    put_u32(o + 8, changed);
-    put_u32(o + 12, (uint32_t)(samples ? total / samples : 0));
-    memcpy(o + 16, grid, sizeof grid);
 
     /* The runtime's time: `work` ms of exclusive work, shared with the instances running now. */
     self->rng ^= self->rng << 13;
@@ -558,6 +565,15 @@ Snpe_ErrorCode_t Snpe_SNPE_ExecuteUserBuffers(Snpe_SNPE_Handle_t h, Snpe_UserBuf
         sleep_ms(left < 1.0 ? left : 1.0);
     }
     __atomic_fetch_sub(&self->counters[rt], 1, __ATOMIC_SEQ_CST);
+
+    /* The checksum last, over the whole buffer: if anyone wrote the input while the call was
+       running (the slot must stay untouched while it is held), the result shows it. */
+    uint64_t sum = framebus_stub_checksum(px, ib->size);
+    uint8_t* o = (uint8_t*)ob->address;
+    put_u64(o, sum);
+    put_u32(o + 8, changed);
+    put_u32(o + 12, (uint32_t)(samples ? total / samples : 0));
+    memcpy(o + 16, grid, sizeof grid);
     return SNPE_SUCCESS;
 }
 
