@@ -1,7 +1,7 @@
 //! `cargo xtask <task>`: the project's developer tasks, so that settings such as the loom
 //! RUSTFLAGS live here and not in people's heads.
 //!
-//! Tasks: `ci`, `loom`, `miri`, `nostd`, `cross`, `bench`, `simulate`, `bindgen`. Tools a normal user may lack
+//! Tasks: `ci`, `loom`, `miri`, `nostd`, `cross`, `bench`, `simulate`, `bindgen`, `fuzz`. Tools a normal user may lack
 //! (nightly, miri, extra targets) are skipped with a message outside CI and are errors when
 //! `CI=true`.
 
@@ -15,7 +15,7 @@ usage: cargo xtask <task> [options]
 
 tasks:
   ci          everything CI runs: fmt, bindings check, clippy, tests, no_std build, fuzz
-              targets build, aarch64 tests under qemu, windows tests under Wine, loom, miri,
+              smoke, aarch64 tests under qemu, windows tests under Wine, loom, miri,
               bench smoke, simulate smoke
               (prints each stage's duration; CI=true turns missing tools into errors)
   loom        run the loom models of framebus-core (LOOM_MAX_PREEMPTIONS defaults to 2)
@@ -26,6 +26,9 @@ tasks:
   bench       [core|transport] [--quick] [--json PATH]: criterion benchmarks of the core
               (in-process handoff vs crossbeam and rtrb) and the cross-process transport
               benchmark (64 B / 720p / 1080p vs cache-line, futex and memcpy limits)
+  fuzz        [--smoke | --time SECS] [header|control_area|api_sequence]: run the cargo-fuzz
+              targets (nightly; installs cargo-fuzz) from the seed corpus in fuzz/corpus/,
+              10 minutes each by default; ci runs --smoke (20 s each)
   bindgen     regenerate platform/snpe-sys/src/bindings.rs from its C header (needs libclang;
               ci checks the committed file against a fresh generation)
   simulate    [options]: multi-worker inference simulation on recorded video, in separate
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         "cross" => tasks::cross(rest),
         "simulate" => tasks::simulate(rest),
         "bindgen" => tasks::bindgen(),
+        "fuzz" => tasks::fuzz(rest),
         "-h" | "--help" | "help" => {
             print!("{HELP}");
             return ExitCode::SUCCESS;

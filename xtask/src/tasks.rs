@@ -27,7 +27,7 @@ pub fn ci(args: &[String]) -> Result<(), String> {
             run(c).map(|_| None)
         }),
         ("no_std (aarch64-unknown-none)", nostd_stage),
-        ("fuzz targets build", || run(cmd("cargo", &["check", "--manifest-path", "fuzz/Cargo.toml"])).map(|_| None)),
+        ("fuzz smoke (20 s per target)", || fuzz_run(&FUZZ_TARGETS, FUZZ_SMOKE_SECS)),
         ("aarch64 under qemu-user", cross_aarch64),
         ("windows under Wine", cross_windows),
         ("loom", || loom().map(|_| None)),
@@ -161,6 +161,100 @@ fn miri_stage() -> Result<Option<Skip>, String> {
     c.env("MIRIFLAGS", "-Zmiri-disable-isolation").env("CARGO_TARGET_DIR", crate::util::root().join("target/miri"));
     run(c).map(|_| None)
 }
+
+/// The cargo-fuzz targets in `fuzz/fuzz_targets/`.
+const FUZZ_TARGETS: [&str; 3] = ["header", "control_area", "api_sequence"];
+
+/// Makes sure `cargo +nightly fuzz` works, installing cargo-fuzz (and nightly) if needed.
+fn ensure_cargo_fuzz() -> Result<Option<Skip>, String> {
+    if output("cargo", &["+nightly", "--version"]).is_none() {
+        let _ = run(cmd("rustup", &["toolchain", "install", "nightly", "--profile", "minimal"]));
+    }
+    if output("cargo", &["+nightly", "fuzz", "--version"]).is_none() {
+        eprintln!("installing cargo-fuzz");
+        let _ = run(cmd("cargo", &["install", "cargo-fuzz", "--locked"]));
+    }
+    if output("cargo", &["+nightly", "fuzz", "--version"]).is_none() {
+        return missing(
+            "cargo-fuzz",
+            "cargo +nightly fuzz is not available",
+            "rustup toolchain install nightly && cargo install cargo-fuzz",
+        )
+        .map(Some);
+    }
+    Ok(None)
+}
+
+/// Runs `targets` for `secs` each from the committed seed corpus (`fuzz/corpus/T`, read only)
+/// plus a scratch corpus in `fuzz/target/corpus/T` (where new inputs go). Prints executions.
+fn fuzz_run(targets: &[&str], secs: u64) -> Result<Option<Skip>, String> {
+    if let Some(skip) = ensure_cargo_fuzz()? {
+        return Ok(Some(skip));
+    }
+    let root = crate::util::root();
+    let mut summary = Vec::new();
+    for t in targets {
+        let seeds = root.join("fuzz/corpus").join(t);
+        let scratch = root.join("fuzz/target/corpus").join(t);
+        std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+        let log = root.join("fuzz/target").join(format!("{t}.log"));
+        let mut c = cmd("cargo", &["+nightly", "fuzz", "run", t]);
+        c.arg(&scratch).arg(&seeds).args([
+            "--",
+            &format!("-max_total_time={secs}"),
+            "-timeout=10",
+            "-rss_limit_mb=2048",
+            "-print_final_stats=1",
+        ]);
+        c.current_dir(root.join("fuzz"));
+        let out = std::fs::File::create(&log).map_err(|e| e.to_string())?;
+        c.stderr(out);
+        let r = run(c);
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let execs = text
+            .lines()
+            .find_map(|l| l.strip_prefix("stat::number_of_executed_units:").map(|v| v.trim().to_string()))
+            .unwrap_or_else(|| "?".into());
+        summary.push(format!("{t:<14} {secs:>6} s {execs:>12} executions"));
+        if let Err(e) = r {
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            eprintln!("{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            return Err(format!(
+                "fuzz target {t} failed ({e}); the crashing input is in fuzz/artifacts/{t}/, the log in {}",
+                log.display()
+            ));
+        }
+    }
+    eprintln!("\n{}", summary.join("\n"));
+    Ok(None)
+}
+
+/// `cargo xtask fuzz [--smoke | --time SECS] [TARGET...]`.
+pub fn fuzz(args: &[String]) -> Result<(), String> {
+    let usage =
+        || format!("usage: cargo xtask fuzz [--smoke | --time SECS] [{}] (got {args:?})", FUZZ_TARGETS.join("|"));
+    let mut secs = 600;
+    let mut targets: Vec<&str> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--smoke" => secs = FUZZ_SMOKE_SECS,
+            "--time" => secs = it.next().and_then(|v| v.parse().ok()).ok_or_else(usage)?,
+            t => targets.push(FUZZ_TARGETS.iter().find(|x| **x == t).copied().ok_or_else(usage)?),
+        }
+    }
+    if targets.is_empty() {
+        targets = FUZZ_TARGETS.to_vec();
+    }
+    match fuzz_run(&targets, secs)? {
+        Some(Skip) if !in_ci() => Ok(()),
+        Some(Skip) => Err("cargo-fuzz missing".into()),
+        None => Ok(()),
+    }
+}
+
+/// Seconds each target runs in `cargo xtask ci`.
+const FUZZ_SMOKE_SECS: u64 = 20;
 
 pub fn miri() -> Result<(), String> {
     miri_stage().map(|_| ())

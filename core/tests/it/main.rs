@@ -7,5 +7,6 @@ mod header;
 mod model;
 mod protocol;
 mod rings;
+mod scribbler;
 mod stress;
 mod util;

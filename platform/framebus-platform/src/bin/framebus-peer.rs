@@ -8,6 +8,10 @@
 //!   frame's contents; print `count sum sumsq skipped` and exit 0.
 //! - `hold NAME N`: register a worker, claim N frames, print `held`, then sleep until killed.
 //! - `producer NAME N`: attach (taking over a dead producer), publish N frames, sleep until killed.
+//! - `churn NAME LOG`: a worker that claims, checks, logs the sequence number (8 bytes, appended
+//!   to LOG) and releases, forever: the victim of the crash-at-any-instant tests.
+//! - `spew NAME`: a producer (taking over a dead one) publishing forever, waiting for space under
+//!   Block: the other victim.
 //!
 //! Frame contents: byte i of frame `seq` is `pattern(seq, i)`; see [`pattern`].
 
@@ -38,7 +42,9 @@ fn main() -> ExitCode {
         ["subscriber", name] => SharedSegment::open(name).map_err(Into::into).and_then(|s| consume(&s, ConsumerKind::Subscriber)),
         ["hold", name, n] => hold(name, n.parse().unwrap_or(1)),
         ["producer", name, n] => produce(name, n.parse().unwrap_or(0)),
-        _ => Err("usage: framebus-peer worker|subscriber NAME | worker-at PATH | worker-fd SOCKET | hold NAME N | producer NAME N".into()),
+        ["churn", name, log] => churn(name, log),
+        ["spew", name] => spew(name),
+        _ => Err("usage: framebus-peer worker|subscriber NAME | worker-at PATH | worker-fd SOCKET | hold NAME N | producer NAME N | churn NAME LOG | spew NAME".into()),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -138,5 +144,52 @@ fn produce(name: &str, n: u64) -> Res {
     // Stay alive (holding what we hold) until the test kills us.
     loop {
         std::thread::park();
+    }
+}
+
+fn churn(name: &str, log: &str) -> Res {
+    let shared = SharedSegment::open(name)?;
+    let mut c = shared.register(ConsumerKind::Worker)?;
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let len = shared.segment().layout().planes.frame_size as usize;
+    let mut buf = vec![0u8; len];
+    println!("ready");
+    std::io::stdout().flush()?;
+    loop {
+        let f = match wait::claim(&mut c, Duration::from_millis(50)) {
+            Ok(f) => f,
+            Err(wait::WaitError::TimedOut) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        c.read(&f, 0, &mut buf)?;
+        if let Some(i) = buf.iter().enumerate().position(|(i, b)| *b != pattern(f.seq, i)) {
+            return Err(format!("torn frame: seq {} byte {i}", f.seq).into());
+        }
+        // One write(2) of 8 bytes on an O_APPEND file: whole or not at all, even under SIGKILL.
+        log.write_all(&f.seq.to_le_bytes())?;
+        wait::release(&mut c, f)?;
+    }
+}
+
+fn spew(name: &str) -> Res {
+    let shared = SharedSegment::open(name)?;
+    let seg = shared.segment();
+    let mut p = shared.attach_producer()?;
+    let len = seg.layout().planes.frame_size as usize;
+    let mut buf = vec![0u8; len];
+    println!("ready");
+    std::io::stdout().flush()?;
+    loop {
+        if !p.has_space() {
+            match wait::wait_for_space(&p, Duration::from_millis(50)) {
+                Ok(()) | Err(wait::WaitError::TimedOut) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let seq = seg.stats().next_seq;
+        let mut slot = p.begin()?;
+        buf.iter_mut().enumerate().for_each(|(i, b)| *b = pattern(seq, i));
+        slot.write(0, &buf);
+        wait::publish(slot, FrameMeta { payload_len: len as u64, ..FrameMeta::default() }, &seg);
     }
 }

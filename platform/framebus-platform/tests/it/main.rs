@@ -5,6 +5,8 @@
 #[cfg(target_os = "linux")]
 mod backings;
 #[cfg(target_os = "linux")]
+mod crash;
+#[cfg(target_os = "linux")]
 mod errors;
 mod procs;
 #[cfg(target_os = "linux")]

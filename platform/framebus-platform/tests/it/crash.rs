@@ -1,0 +1,171 @@
+//! Crash at any instant: worker and producer processes killed with SIGKILL at random points of
+//! claim / read / release / publish, many times over. After every kill the survivors go on,
+//! every slot is accounted for once the dead process is reaped, no frame reaches two workers,
+//! no sequence number is issued twice, and no consumer ever sees a torn frame.
+//!
+//! Seeded: the seed is printed; `FRAMEBUS_CRASH_SEED=N` replays a run, `FRAMEBUS_CRASH_TRIALS=N`
+//! changes the number of kills (default 200 per test).
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use framebus_core::ConsumerKind;
+use framebus_platform::{wait, CreateOptions, SharedSegment};
+
+use crate::util::{pattern, produce, spec, unique, Peer};
+
+/// xorshift64*: small, seedable, good enough to place kills.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
+    }
+}
+
+fn params(test: &str) -> (Rng, u64) {
+    let seed = std::env::var("FRAMEBUS_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_f00d);
+    let trials = std::env::var("FRAMEBUS_CRASH_TRIALS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
+    eprintln!("{test}: seed {seed} ({trials} kills); replay with FRAMEBUS_CRASH_SEED={seed}");
+    (Rng(seed | 1), trials)
+}
+
+/// Busy-waits `us` microseconds: lands the kill somewhere inside the victim's loop.
+fn spin(us: u64) {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_micros(us) {
+        std::hint::spin_loop();
+    }
+}
+
+/// Polls `cond` until it holds or `what` is reported as stuck after 20 s.
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !cond() {
+        assert!(t.elapsed() < Duration::from_secs(20), "stuck: {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn workers_killed_at_any_instant_leak_no_slot_and_duplicate_no_frame() {
+    let (mut rng, trials) = params("workers_killed_at_any_instant");
+    let name = unique("crashw");
+    let slots = 4;
+    let shared = SharedSegment::create(&name, &spec(slots), CreateOptions::default()).unwrap();
+    let seg = shared.segment();
+    let mut p = shared.attach_producer().unwrap();
+    let dir = std::env::temp_dir().join(format!("framebus-crash-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = |who: &str| dir.join(who).to_string_lossy().into_owned();
+    let mut logs = vec![log("survivor")];
+    let mut survivor = Peer::spawn(&["churn", &name, &logs[0]]);
+    assert_eq!(survivor.line(), "ready");
+    for t in 0..trials {
+        let victim_log = log(&format!("victim-{t}"));
+        let mut victim = Peer::spawn(&["churn", &name, &victim_log]);
+        assert_eq!(victim.line(), "ready");
+        logs.push(victim_log);
+        // The kill comes from another thread while frames keep flowing, so it lands inside
+        // the victim's claim, read or release as often as between them.
+        let burst = 20 + rng.below(60);
+        let delay = rng.below(400);
+        let killer = std::thread::spawn(move || {
+            spin(delay);
+            victim.child.kill().unwrap(); // SIGKILL: mid-claim, mid-read, mid-release, anywhere
+            victim.child.wait().unwrap();
+        });
+        // Under Block: a slot the dead worker still held stalls this until it is reaped.
+        let mut reaped = 0;
+        for _ in 0..burst {
+            produce(&mut p, &seg, 1);
+            if killer.is_finished() && reaped == 0 {
+                reaped = shared.reap().len();
+            }
+        }
+        killer.join().unwrap();
+        if reaped == 0 {
+            reaped = shared.reap().len();
+        }
+        assert_eq!(reaped, 1, "trial {t}: the dead worker is reclaimed as soon as it is dead");
+        // The survivor drains what is left; then every slot is free again.
+        eventually(&format!("trial {t}: the survivor drains the queue ({:?})", seg.census()), || {
+            let (s, c) = (seg.stats(), seg.census());
+            s.claim_cursor == s.write_pos && c.free == slots
+        });
+        let s = seg.stats();
+        assert_eq!(s.write_pos, s.delivered + s.dropped_oldest, "trial {t}: published = delivered + dropped ({s:?})");
+    }
+    drop(survivor);
+    // No frame reached two workers. Frames a victim claimed but had not logged when it died
+    // (at most one per kill) are the only ones missing from the logs.
+    let mut seen = HashSet::new();
+    let mut busy_victims = 0;
+    for (k, l) in logs.iter().enumerate() {
+        let bytes = std::fs::read(l).unwrap_or_default();
+        busy_victims += usize::from(k > 0 && !bytes.is_empty());
+        assert_eq!(bytes.len() % 8, 0, "{l}: a torn log record");
+        for c in bytes.chunks_exact(8) {
+            let seq = u64::from_le_bytes(c.try_into().unwrap());
+            assert!(seen.insert(seq), "frame {seq} delivered twice");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let s = seg.stats();
+    assert_eq!(s.delivered, s.write_pos, "every published frame was claimed by some worker");
+    let missing = s.delivered - seen.len() as u64;
+    assert!(missing <= trials, "{missing} claimed frames unaccounted for after {trials} kills");
+    eprintln!("{busy_victims} of {trials} victims had processed frames; {missing} died holding one");
+    // The kills must land while victims work, or the test proves little.
+    assert!(busy_victims as u64 > trials / 4, "only {busy_victims} of {trials} victims ever got a frame");
+}
+
+#[test]
+fn producers_killed_at_any_instant_never_tear_or_reissue_a_frame() {
+    let (mut rng, trials) = params("producers_killed_at_any_instant");
+    let name = unique("crashp");
+    let slots = 4;
+    let shared = SharedSegment::create(&name, &spec(slots), CreateOptions::default()).unwrap();
+    let seg = shared.segment();
+    let mut worker = shared.register(ConsumerKind::Worker).unwrap();
+    let len = seg.layout().planes.frame_size as usize;
+    let mut buf = vec![0u8; len];
+    let mut last: Option<u64> = None;
+    let mut take = |worker: &mut framebus_core::Consumer<'_>, what: &str| {
+        let f = wait::claim(worker, Duration::from_secs(20)).unwrap_or_else(|e| panic!("{what}: {e}"));
+        worker.read(&f, 0, &mut buf).unwrap();
+        if let Some(i) = buf.iter().enumerate().position(|(i, b)| *b != pattern(f.seq, i)) {
+            panic!("{what}: torn frame {} at byte {i}", f.seq);
+        }
+        assert!(last.is_none_or(|l| f.seq > l), "{what}: seq {} after {last:?}: reissued or out of order", f.seq);
+        last = Some(f.seq);
+        wait::release(worker, f).unwrap();
+    };
+    for t in 0..trials {
+        // Each new producer takes over from the one killed before it.
+        let mut producer = Peer::spawn(&["spew", &name]);
+        assert_eq!(producer.line(), "ready");
+        for _ in 0..1 + rng.below(20) {
+            take(&mut worker, &format!("trial {t}"));
+        }
+        spin(rng.below(300));
+        producer.child.kill().unwrap(); // mid-begin, mid-write, mid-publish, or waiting for space
+        producer.child.wait().unwrap();
+    }
+    // A last takeover, in this process: the census is exact now that nobody else runs.
+    let mut p = shared.attach_producer().unwrap();
+    let c = seg.census();
+    assert_eq!(c.writing, 0, "the takeover recovered every slot a dead producer was writing: {c:?}");
+    assert_eq!(c.free + c.ready + c.taken, slots, "{c:?}");
+    let s = seg.stats();
+    assert_eq!(s.next_seq, s.write_pos + s.dropped_newest, "every sequence number published or dropped: {s:?}");
+    assert_eq!(s.epoch, trials + 1, "one epoch per producer");
+    // The frames still queued, then new ones, arrive intact and in order.
+    produce(&mut p, &seg, 1);
+    for _ in 0..=c.ready {
+        take(&mut worker, "after the last takeover");
+    }
+}
