@@ -83,7 +83,6 @@ fn a_scribbler_in_the_control_area_gets_errors_or_valid_frames_never_a_crash_or_
             }
         });
         for w in 0..2u64 {
-            let seg = seg;
             let (ops, frames, errors) = (&ops, &frames, &errors);
             // Registered before the scribbler starts: once it runs, it may fill the consumer
             // table with garbage (a documented denial of service) and re-registering can fail.
