@@ -42,8 +42,8 @@ struct Reader<'a> {
 }
 
 fuzz_target!(|input: Input| {
-    let spec = input.config.spec();
-    let heap = Heap::new(&spec);
+    let heap = Heap::new(&input.config.spec());
+    let spec = heap.layout().spec; // normalised: the payload size resolved
     let seg = heap.segment();
     let cap = spec.slot_payload_size as usize;
     let mut token = 100u64; // consumers' process tokens
@@ -154,7 +154,7 @@ fuzz_target!(|input: Input| {
                 }
                 let r = readers.remove(usize::from(i) % n);
                 let _ = seg.reclaim(r.c.index(), r.c.generation(), true);
-                std::mem::forget(r.held);
+                drop(r.held); // stale handles now: the entry has a new generation
             }
             Op::Takeover => {
                 // The producer died; a new one takes over.

@@ -40,8 +40,8 @@ struct Input {
 }
 
 fuzz_target!(|input: Input| {
-    let spec = input.config.spec();
-    let heap = Heap::new(&spec);
+    let heap = Heap::new(&input.config.spec());
+    let spec = heap.layout().spec; // normalised: the payload size resolved
     let seg = heap.segment();
     let cap = spec.slot_payload_size;
     let mut producer = seg.attach_producer(1).ok();
