@@ -122,6 +122,10 @@ fn spec_limits_are_refused_before_anything_is_mapped() {
     assert_eq!(Layout::compute(&SegmentSpec::new(g, 0)), Err(SpecError::SlotCount { found: 0 }));
     assert_eq!(Layout::compute(&SegmentSpec::new(g, 5000)), Err(SpecError::SlotCount { found: 5000 }));
     assert_eq!(Layout::compute(&SegmentSpec::new(g, 2).with_max_consumers(0)), Err(SpecError::Consumers { found: 0 }));
+    assert_eq!(
+        Layout::compute(&SegmentSpec::new(g, 2).with_max_consumers(17)),
+        Err(SpecError::Consumers { found: 17 })
+    );
     assert!(matches!(
         Layout::compute(&SegmentSpec::new(g, 2).with_slot_payload_size(10)),
         Err(SpecError::PayloadTooSmall { .. })

@@ -329,26 +329,7 @@ impl SharedSegment {
     /// including entries a dead reaper left half-reclaimed, and wakes a producer sleeping for
     /// space when that freed anything. Returns `(entry, what was reclaimed)` for each.
     pub fn reap(&self) -> Vec<(u32, Reclaimed)> {
-        let mut out = Vec::new();
-        for idx in 0..self.seg.layout().spec.max_consumers {
-            let st = self.seg.entry_state(idx);
-            if st.status == 0 {
-                continue;
-            }
-            let (owner, _) = self.seg.entry_owner(idx);
-            if os::is_alive(owner) {
-                continue;
-            }
-            // The process is dead: it can never resume, so forcing is sound. We identify
-            // ourselves so that concurrent reapers never both finish the same entry.
-            if let Ok(r) = self.seg.reclaim_as(idx, st.gen, true, os::process_token(), os::is_alive) {
-                if r.wake {
-                    wait::wake_space(&self.seg);
-                }
-                out.push((idx, r));
-            }
-        }
-        out
+        reap(&self.seg)
     }
 
     /// Removes the segment `name` from the namespace (open mappings stay valid).
@@ -410,6 +391,36 @@ impl Drop for SharedSegment {
             }
         }
     }
+}
+
+/// Reclaims every consumer of `seg` whose process is dead (pid gone, or reused by another
+/// process), including entries a dead reaper left half-reclaimed, and wakes a producer
+/// sleeping for space when that freed anything. Returns `(entry, what was reclaimed)` for each.
+///
+/// Called by [`SharedSegment::reap`], by [`SharedSegment::register`] when the table is full,
+/// and by [`wait::wait_for_space`] every [`wait::REAP_INTERVAL`] while a producer waits: so a
+/// consumer that dies holding slots stalls a producer at most that long.
+pub fn reap(seg: &Segment<'_>) -> Vec<(u32, Reclaimed)> {
+    let mut out = Vec::new();
+    for idx in 0..seg.layout().spec.max_consumers {
+        let st = seg.entry_state(idx);
+        if st.status == 0 {
+            continue;
+        }
+        let (owner, _) = seg.entry_owner(idx);
+        if os::is_alive(owner) {
+            continue;
+        }
+        // The process is dead: it can never resume, so forcing is sound. We identify
+        // ourselves so that concurrent reapers never both finish the same entry.
+        if let Ok(r) = seg.reclaim_as(idx, st.gen, true, os::process_token(), os::is_alive) {
+            if r.wake {
+                wait::wake_space(seg);
+            }
+            out.push((idx, r));
+        }
+    }
+    out
 }
 
 /// This process's liveness token (pid and start time on Linux).

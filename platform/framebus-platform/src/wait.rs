@@ -98,7 +98,13 @@ pub fn claim_spinning(consumer: &mut Consumer<'_>, timeout: Duration, spin: u32)
     }
 }
 
-/// Sleeps until the producer could acquire a slot (Block policy), or `timeout` passes.
+/// How often a producer waiting for space reaps dead consumers (see [`crate::reap`]): the
+/// bound on how long a consumer that died holding slots can stall the pipeline.
+pub const REAP_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Sleeps until the producer could acquire a slot (Block policy), or `timeout` passes. While
+/// it waits it reaps consumers whose process died, at once and then every
+/// [`REAP_INTERVAL`], so their slots come back without anyone else's help.
 ///
 /// # Errors
 /// [`WaitError::TimedOut`].
@@ -106,11 +112,18 @@ pub fn wait_for_space(producer: &Producer<'_>, timeout: Duration) -> Result<(), 
     let deadline = Instant::now() + timeout;
     let seg = *producer.segment();
     let (wake, _) = seg.space_wake_words();
+    let mut next_reap = Instant::now();
     loop {
         if producer.has_space() {
             return Ok(());
         }
         let now = Instant::now();
+        if now >= next_reap {
+            next_reap = now + REAP_INTERVAL;
+            if !crate::reap(&seg).is_empty() {
+                continue;
+            }
+        }
         if now >= deadline {
             return Err(WaitError::TimedOut);
         }
@@ -120,7 +133,11 @@ pub fn wait_for_space(producer: &Producer<'_>, timeout: Duration) -> Result<(), 
             seg.retire_sleeper(WakeKind::Space);
             return Ok(());
         }
-        os::wait(wake, seen, deadline - now);
+        os::wait(
+            wake,
+            seen,
+            (deadline - now).min(next_reap.saturating_duration_since(now)).max(Duration::from_millis(1)),
+        );
         seg.retire_sleeper(WakeKind::Space);
     }
 }

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use framebus_core::ConsumerKind;
-use framebus_platform::{wait, CreateOptions, SharedSegment};
+use framebus_platform::{is_alive, wait, CreateOptions, SharedSegment};
 
 use crate::util::{pattern, produce, spec, unique, Peer};
 
@@ -68,7 +68,14 @@ fn workers_killed_at_any_instant_leak_no_slot_and_duplicate_no_frame() {
         let victim_log = log(&format!("victim-{t}"));
         let mut victim = Peer::spawn(&["churn", &name, &victim_log]);
         assert_eq!(victim.line(), "ready");
-        logs.push(victim_log);
+        logs.push(victim_log.clone());
+        // Feed frames until the victim has taken one: it is running and competing for frames.
+        let since = Instant::now();
+        while std::fs::metadata(&victim_log).map_or(0, |m| m.len()) == 0 {
+            produce(&mut p, &seg, 1);
+            assert!(since.elapsed() < Duration::from_secs(20), "trial {t}: the victim never got a frame");
+            std::thread::yield_now();
+        }
         // The kill comes from another thread while frames keep flowing, so it lands inside
         // the victim's claim, read or release as often as between them.
         let burst = 20 + rng.below(60);
@@ -78,19 +85,18 @@ fn workers_killed_at_any_instant_leak_no_slot_and_duplicate_no_frame() {
             victim.child.kill().unwrap(); // SIGKILL: mid-claim, mid-read, mid-release, anywhere
             victim.child.wait().unwrap();
         });
-        // Under Block: a slot the dead worker still held stalls this until it is reaped.
-        let mut reaped = 0;
-        for _ in 0..burst {
-            produce(&mut p, &seg, 1);
-            if killer.is_finished() && reaped == 0 {
-                reaped = shared.reap().len();
-            }
-        }
+        // Under Block: a slot the dead worker still held would stall this, until the
+        // producer's own wait for space reaps it (`wait::REAP_INTERVAL`). Nobody else reaps.
+        produce(&mut p, &seg, burst);
         killer.join().unwrap();
-        if reaped == 0 {
-            reaped = shared.reap().len();
-        }
-        assert_eq!(reaped, 1, "trial {t}: the dead worker is reclaimed as soon as it is dead");
+        // Whether the producer needed to reap or not, one more pass leaves only the living.
+        shared.reap();
+        let entries: Vec<_> = (0..seg.layout().spec.max_consumers)
+            .filter(|&i| seg.entry_state(i).status != 0)
+            .map(|i| (i, is_alive(seg.entry_owner(i).0)))
+            .collect();
+        assert_eq!(entries.len(), 1, "trial {t}: only the survivor's entry is left: {entries:?}");
+        assert!(entries[0].1, "trial {t}: and it is alive");
         // The survivor drains what is left; then every slot is free again.
         eventually(&format!("trial {t}: the survivor drains the queue ({:?})", seg.census()), || {
             let (s, c) = (seg.stats(), seg.census());
@@ -119,8 +125,7 @@ fn workers_killed_at_any_instant_leak_no_slot_and_duplicate_no_frame() {
     let missing = s.delivered - seen.len() as u64;
     assert!(missing <= trials, "{missing} claimed frames unaccounted for after {trials} kills");
     eprintln!("{busy_victims} of {trials} victims had processed frames; {missing} died holding one");
-    // The kills must land while victims work, or the test proves little.
-    assert!(busy_victims as u64 > trials / 4, "only {busy_victims} of {trials} victims ever got a frame");
+    assert_eq!(busy_victims as u64, trials, "every victim was killed while taking part");
 }
 
 #[test]
@@ -163,9 +168,28 @@ fn producers_killed_at_any_instant_never_tear_or_reissue_a_frame() {
     let s = seg.stats();
     assert_eq!(s.next_seq, s.write_pos + s.dropped_newest, "every sequence number published or dropped: {s:?}");
     assert_eq!(s.epoch, trials + 1, "one epoch per producer");
-    // The frames still queued, then new ones, arrive intact and in order.
-    produce(&mut p, &seg, 1);
-    for _ in 0..=c.ready {
-        take(&mut worker, "after the last takeover");
+    // The frames still queued, then a new one, arrive intact and in order.
+    for _ in 0..c.ready {
+        take(&mut worker, "queued before the last takeover");
     }
+    produce(&mut p, &seg, 1);
+    take(&mut worker, "after the last takeover");
+}
+
+#[test]
+fn a_producer_waiting_for_space_reaps_a_dead_worker_by_itself() {
+    let name = unique("selfreap");
+    let shared = SharedSegment::create(&name, &spec(2), CreateOptions::default()).unwrap();
+    let seg = shared.segment();
+    let mut p = shared.attach_producer().unwrap();
+    produce(&mut p, &seg, 2);
+    let mut holder = Peer::spawn(&["hold", &name, "2"]);
+    assert_eq!(holder.line(), "held 2");
+    holder.child.kill().unwrap();
+    holder.child.wait().unwrap();
+    // Nobody calls reap: the producer, waiting for space under Block, finds the dead holder
+    // itself (within `wait::REAP_INTERVAL`) and gets both slots back.
+    produce(&mut p, &seg, 2);
+    assert_eq!(seg.stats().reclaimed, 2);
+    assert_eq!(seg.census().ready, 2);
 }
