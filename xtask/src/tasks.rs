@@ -261,20 +261,23 @@ pub fn miri() -> Result<(), String> {
 }
 
 pub fn bench(args: &[String]) -> Result<(), String> {
-    let usage = || format!("usage: cargo xtask bench [core|transport] [--quick] [--json PATH] (got {args:?})");
+    let usage = || {
+        format!("usage: cargo xtask bench [core|transport|peers] [--quick] [--json PATH] [--plot PATH] (got {args:?})")
+    };
     let mut which = "all";
     let mut quick = false;
-    let mut json = None;
+    let (mut json, mut plot) = (None, None);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "core" | "transport" => which = if which == "all" { a.as_str() } else { return Err(usage()) },
+            "core" | "transport" | "peers" => which = if which == "all" { a.as_str() } else { return Err(usage()) },
             "--quick" => quick = true,
             "--json" => json = Some(it.next().ok_or_else(usage)?.clone()),
+            "--plot" => plot = Some(it.next().ok_or_else(usage)?.clone()),
             _ => return Err(usage()),
         }
     }
-    if which != "transport" {
+    if which == "all" || which == "core" {
         let mut c = cmd("cargo", &["bench", "-p", "framebus-core", "--bench", "handoff", "--"]);
         if quick {
             // criterion's test mode: every benchmark runs once, nothing is measured.
@@ -282,17 +285,33 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         }
         run(c)?;
     }
-    if which != "core" {
+    if which == "all" || which == "transport" {
         let mut c = cmd("cargo", &["run", "--release", "-q", "-p", "framebus-harness", "--", "bench", "transport"]);
         if quick {
             c.arg("--quick");
         }
-        if let Some(j) = &json {
+        if let (Some(j), "transport") = (&json, which) {
             c.args(["--json", j]);
         }
         run(c)?;
     }
-    if !quick && !in_ci() && which != "transport" {
+    if which == "all" || which == "peers" {
+        // Its own workspace (bench/): iceoryx2 is a dependency of this benchmark only.
+        let mut c = cmd("cargo", &["run", "--release", "-q", "--manifest-path", "bench/Cargo.toml", "--"]);
+        if quick {
+            c.arg("--quick");
+        }
+        if let Some(j) = &json {
+            if which != "transport" {
+                c.args(["--json", j]);
+            }
+        }
+        if let Some(p) = &plot {
+            c.args(["--plot", p]);
+        }
+        run(c)?;
+    }
+    if !quick && !in_ci() && (which == "all" || which == "core") {
         eprintln!("criterion reports: target/criterion/report/index.html");
     }
     Ok(())
