@@ -500,6 +500,47 @@ fn memcpy(bytes: usize, n: u64) -> Vec<u64> {
 const LIMIT_CL: &str = "limit: cache-line round trip / 2";
 const LIMIT_MEMCPY: &str = "limit: memcpy of one frame";
 
+/// The Python approaches (`py/peers.py`), when a Python with numpy is there: `python3`, or the
+/// system's `/usr/bin/python3`. Missing is a skip, or an error under `CI=true`.
+fn python_rows(quick: bool) -> Res<Vec<Row>> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("py/peers.py");
+    let has_numpy = |py: &str| {
+        Command::new(py).args(["-c", "import numpy"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    };
+    let Some(py) = ["python3", "/usr/bin/python3"].into_iter().find(|p| has_numpy(p)) else {
+        let msg = "no python3 with numpy: the Python rows are skipped (apt-get install python3-numpy)";
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            return Err(format!("{msg}; CI=true makes this an error").into());
+        }
+        eprintln!("SKIPPED {msg}");
+        return Ok(Vec::new());
+    };
+    eprintln!("Python rows ({py} {})", script.display());
+    let mut c = Command::new(py);
+    c.arg(&script);
+    if quick {
+        c.arg("--quick");
+    }
+    let out = c.stderr(Stdio::inherit()).output()?;
+    if !out.status.success() {
+        return Err(format!("{} failed ({})", script.display(), out.status).into());
+    }
+    let mut rows = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        rows.push(Row {
+            transport: v["transport"].as_str().unwrap_or("?").into(),
+            size: v["size"].as_str().unwrap_or("?").into(),
+            bytes: v["bytes"].as_u64().unwrap_or(0) as usize,
+            latency_ns: v["samples"].as_array().map_or(Vec::new(), |a| a.iter().filter_map(|x| x.as_u64()).collect()),
+            frames_per_s: v["frames_per_s"].as_f64().unwrap_or(f64::NAN),
+            producer_cpu_ns_per_frame: f64::NAN,
+            consumer_cpu_ns_per_frame: f64::NAN,
+        });
+    }
+    Ok(rows)
+}
+
 // ---- the table ------------------------------------------------------------------------------
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -611,6 +652,7 @@ fn bench(args: &[String]) -> Res<()> {
         }
     }
     eprintln!();
+    rows.extend(python_rows(quick)?);
     for r in &mut rows {
         r.latency_ns.sort_unstable();
     }
@@ -645,10 +687,10 @@ fn print_summary(rows: &[Row]) {
     for (size, _) in SIZES {
         let (Some(fb), Some(cl)) = (get(T::FramebusSpin.name(), size), get(LIMIT_CL, size)) else { continue };
         let fb50 = pct(&fb.latency_ns, 0.5);
-        let copies = [T::Uds, T::Tcp, T::Pipe, T::Iceoryx2];
-        let best = copies
+        // Every other transport (the limits and framebus' own rows aside).
+        let best = rows
             .iter()
-            .filter_map(|t| get(t.name(), size))
+            .filter(|r| r.size == size && !r.transport.starts_with("limit") && !r.transport.starts_with("framebus"))
             .min_by(|a, b| pct(&a.latency_ns, 0.5).total_cmp(&pct(&b.latency_ns, 0.5)));
         let uds = get(T::Uds.name(), size);
         println!(
@@ -705,17 +747,20 @@ fn write_plot(rows: &[Row], path: &std::path::Path) -> Res<()> {
         .build_cartesian_2d((32f64..1e7f64).log_scale(), (50f64..max * 2.0).log_scale())
         .map_err(|e| e.to_string())?;
     chart.configure_mesh().x_desc("frame bytes").y_desc("latency (ns)").draw().map_err(|e| e.to_string())?;
-    for (k, t) in T::ALL.iter().enumerate() {
+    let mut names: Vec<&str> = Vec::new();
+    for r in rows {
+        if !names.contains(&r.transport.as_str()) && !r.transport.starts_with("limit: cache") {
+            names.push(&r.transport);
+        }
+    }
+    for (k, name) in names.into_iter().enumerate() {
         let color = Palette99::pick(k).to_rgba();
-        let pts: Vec<(f64, f64)> = rows
-            .iter()
-            .filter(|r| r.transport == t.name())
-            .map(|r| (r.bytes as f64, pct(&r.latency_ns, 0.5)))
-            .collect();
+        let pts: Vec<(f64, f64)> =
+            rows.iter().filter(|r| r.transport == name).map(|r| (r.bytes as f64, pct(&r.latency_ns, 0.5))).collect();
         chart
             .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
             .map_err(|e| e.to_string())?
-            .label(t.name())
+            .label(name)
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
         chart.draw_series(pts.iter().map(|p| Circle::new(*p, 3, color.filled()))).map_err(|e| e.to_string())?;
     }

@@ -1,0 +1,142 @@
+"""The Python ways of moving frames between processes, measured like framebus-bench measures
+its rows: one-way latency (the sender stamps time.monotonic_ns(), the receiver subtracts on
+receipt and acknowledges, so nothing queues), then throughput (frames back to back).
+
+  mp.Queue      multiprocessing.Queue of numpy arrays (pickled through a pipe by a feeder thread)
+  mp.Pipe       multiprocessing.Pipe, conn.send(array) (pickled)
+  shm ring      multiprocessing.shared_memory ring of slots + a Queue of slot indices: the
+                frame is copied into a slot (np.copyto), the receiver views it without a copy
+
+Prints one JSON object per (approach, size) on stdout. Usage: peers.py [--quick]
+"""
+import json
+import multiprocessing as mp
+import sys
+import time
+from multiprocessing import shared_memory
+
+import numpy as np
+
+SIZES = [("64 B", (1, 64, 1)), ("720p", (720, 1280, 3)), ("1080p", (1080, 1920, 3))]
+SLOTS = 4
+
+
+def stamp(arr, i):
+    flat = arr.reshape(-1)
+    flat[:16] = np.frombuffer(np.array([time.monotonic_ns(), i], dtype="<u8").tobytes(), dtype=np.uint8)
+
+
+def read_stamp(arr):
+    t0, i = np.frombuffer(arr.reshape(-1)[:16].tobytes(), dtype="<u8")
+    return int(t0), int(i)
+
+
+def queue_consumer(q, acks, n, lat, out):
+    lats = []
+    for _ in range(n):
+        arr = q.get()
+        t0, i = read_stamp(arr)
+        if lat:
+            lats.append(time.monotonic_ns() - t0)
+            acks.put(i)
+    out.put((lats, time.monotonic_ns()))
+
+
+def pipe_consumer(conn, n, lat, out):
+    lats = []
+    for _ in range(n):
+        arr = conn.recv()
+        t0, i = read_stamp(arr)
+        if lat:
+            lats.append(time.monotonic_ns() - t0)
+            conn.send(i)
+    out.put((lats, time.monotonic_ns()))
+
+
+def shm_consumer(name, shape, q, acks, n, lat, out):
+    shm = shared_memory.SharedMemory(name=name)
+    ring = np.ndarray((SLOTS,) + shape, dtype=np.uint8, buffer=shm.buf)
+    lats = []
+    for _ in range(n):
+        k = q.get()
+        t0, i = read_stamp(ring[k])  # a view: no copy of the frame
+        if lat:
+            lats.append(time.monotonic_ns() - t0)
+        acks.put(k)  # the slot is free again (also the ack)
+    del ring
+    shm.close()
+    out.put((lats, time.monotonic_ns()))
+
+
+def run(approach, shape, n, lat):
+    frame = np.full(shape, 7, dtype=np.uint8)
+    out = mp.Queue()
+    if approach == "mp.Queue":
+        q, acks = mp.Queue(maxsize=SLOTS), mp.Queue()
+        p = mp.Process(target=queue_consumer, args=(q, acks, n, lat, out))
+        p.start()
+        start = time.monotonic_ns()
+        for i in range(n):
+            stamp(frame, i)
+            q.put(frame)
+            if lat:
+                acks.get()
+    elif approach == "mp.Pipe":
+        a, b = mp.Pipe()
+        p = mp.Process(target=pipe_consumer, args=(b, n, lat, out))
+        p.start()
+        start = time.monotonic_ns()
+        for i in range(n):
+            stamp(frame, i)
+            a.send(frame)
+            if lat:
+                a.recv()
+    else:
+        shm = shared_memory.SharedMemory(create=True, size=SLOTS * frame.nbytes)
+        ring = np.ndarray((SLOTS,) + shape, dtype=np.uint8, buffer=shm.buf)
+        q, acks = mp.Queue(), mp.Queue()
+        for k in range(SLOTS):
+            acks.put(k)
+        p = mp.Process(target=shm_consumer, args=(shm.name, shape, q, acks, n, lat, out))
+        p.start()
+        start = time.monotonic_ns()
+        for i in range(n):
+            k = acks.get()  # a free slot
+            stamp(frame, i)
+            np.copyto(ring[k], frame)  # the decoded frame copied into shared memory
+            q.put(k)
+    lats, end = out.get()
+    p.join()
+    if approach == "shm ring":
+        del ring
+        shm.close()
+        shm.unlink()
+    return lats, n / max((end - start) / 1e9, 1e-9)
+
+
+def pct(v, q):
+    v = sorted(v)
+    return float(v[int((len(v) - 1) * q)]) if v else float("nan")
+
+
+def main():
+    quick = "--quick" in sys.argv
+    for label, shape in SIZES:
+        big = shape[0] * shape[1] * shape[2] > 1 << 20
+        n = 20 if quick else (100 if big else 2000)
+        for approach in ["mp.Queue", "mp.Pipe", "shm ring"]:
+            lats, _ = run(approach, shape, n, True)
+            _, fps = run(approach, shape, n, False)
+            row = {
+                "transport": f"Python {approach}",
+                "size": label,
+                "bytes": int(np.prod(shape)),
+                "latency_ns": {"p50": pct(lats, 0.5), "p99": pct(lats, 0.99), "p999": pct(lats, 0.999)},
+                "samples": lats,
+                "frames_per_s": fps,
+            }
+            print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
