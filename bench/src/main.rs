@@ -7,7 +7,7 @@
 //!   on both sides with the same monotonic clock; the consumer acknowledges each frame (8 bytes)
 //!   before the next is sent, so no queueing is measured;
 //! - **throughput**: frames sent back to back, frames per second at the consumer;
-//! - **CPU per frame** on each side during the throughput run (`/proc/self/schedstat`).
+//! - **CPU per frame** on each side during the throughput run (`CLOCK_PROCESS_CPUTIME_ID`).
 //!
 //! The zero-copy rows (framebus, iceoryx2) write a 16-byte header into a frame that is already
 //! in shared memory — the decoder wrote it there — and hand it over; the copy rows write the
@@ -85,12 +85,10 @@ struct Report {
     frames: u64,
 }
 
-/// CPU time this process has run, ns (Linux `schedstat`).
+/// CPU time this process has used, ns (`CLOCK_PROCESS_CPUTIME_ID`: exact, every thread).
 fn cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
 fn header(buf: &mut [u8], i: u64) {
@@ -202,7 +200,7 @@ fn peer(args: &[String]) -> Res<()> {
                 .service_builder(&format!("{endpoint}-data").as_str().try_into()?)
                 .publish_subscribe::<[u8]>()
                 .enable_safe_overflow(false)
-                .subscriber_max_buffer_size(4)
+                .subscriber_max_buffer_size(16)
                 .open_or_create()?;
             let acks = node
                 .service_builder(&format!("{endpoint}-ack").as_str().try_into()?)
@@ -367,7 +365,7 @@ fn run(t: T, len: usize, n: u64, lat: bool, tag: &str) -> Res<Run> {
                 .service_builder(&format!("{id}-data").as_str().try_into()?)
                 .publish_subscribe::<[u8]>()
                 .enable_safe_overflow(false)
-                .subscriber_max_buffer_size(4)
+                .subscriber_max_buffer_size(16)
                 .open_or_create()?;
             let acks = node
                 .service_builder(&format!("{id}-ack").as_str().try_into()?)

@@ -399,7 +399,7 @@ impl Drop for SharedSegment {
 ///
 /// Called by [`SharedSegment::reap`], by [`SharedSegment::register`] when the table is full,
 /// and by [`wait::wait_for_space`] every [`wait::REAP_INTERVAL`] while a producer waits: so a
-/// consumer that dies holding slots stalls a producer at most that long.
+/// consumer that dies holding slots stalls a producer about that long.
 pub fn reap(seg: &Segment<'_>) -> Vec<(u32, Reclaimed)> {
     let mut out = Vec::new();
     for idx in 0..seg.layout().spec.max_consumers {

@@ -102,17 +102,27 @@ pub fn claim_spinning(consumer: &mut Consumer<'_>, timeout: Duration, spin: u32)
 /// bound on how long a consumer that died holding slots can stall the pipeline.
 pub const REAP_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Sleeps until the producer could acquire a slot (Block policy), or `timeout` passes. While
-/// it waits it reaps consumers whose process died, at once and then every
-/// [`REAP_INTERVAL`], so their slots come back without anyone else's help.
+/// Waits until the producer could acquire a slot (Block policy), or `timeout` passes: spins
+/// briefly (a consumer usually frees a slot within microseconds), then sleeps. Once it has
+/// waited [`REAP_INTERVAL`], and every [`REAP_INTERVAL`] after, it reaps consumers whose
+/// process died, so their slots come back without anyone else's help.
 ///
 /// # Errors
 /// [`WaitError::TimedOut`].
 pub fn wait_for_space(producer: &Producer<'_>, timeout: Duration) -> Result<(), WaitError> {
-    let deadline = Instant::now() + timeout;
+    for _ in 0..SPIN {
+        if producer.has_space() {
+            return Ok(());
+        }
+        std::hint::spin_loop();
+    }
+    let start = Instant::now();
+    let deadline = start + timeout;
     let seg = *producer.segment();
     let (wake, _) = seg.space_wake_words();
-    let mut next_reap = Instant::now();
+    // Not at once: checking liveness costs system calls, and a full ring is the normal state of
+    // a producer that outruns its consumers.
+    let mut next_reap = start + REAP_INTERVAL;
     loop {
         if producer.has_space() {
             return Ok(());
