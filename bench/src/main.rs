@@ -38,6 +38,7 @@ enum T {
     FramebusSpin,
     FramebusSleep,
     FramebusBroadcast,
+    FramebusBroadcastSleep,
     Iceoryx2,
     Uds,
     Tcp,
@@ -45,13 +46,35 @@ enum T {
 }
 
 impl T {
-    const ALL: [T; 7] = [T::FramebusSpin, T::FramebusSleep, T::FramebusBroadcast, T::Iceoryx2, T::Uds, T::Tcp, T::Pipe];
+    const ALL: [T; 8] = [
+        T::FramebusSpin,
+        T::FramebusSleep,
+        T::FramebusBroadcast,
+        T::FramebusBroadcastSleep,
+        T::Iceoryx2,
+        T::Uds,
+        T::Tcp,
+        T::Pipe,
+    ];
+
+    fn is_framebus(self) -> bool {
+        matches!(self, T::FramebusSpin | T::FramebusSleep | T::FramebusBroadcast | T::FramebusBroadcastSleep)
+    }
+
+    fn sleeps(self) -> bool {
+        matches!(self, T::FramebusSleep | T::FramebusBroadcastSleep)
+    }
+
+    fn broadcast(self) -> bool {
+        matches!(self, T::FramebusBroadcast | T::FramebusBroadcastSleep)
+    }
 
     fn name(self) -> &'static str {
         match self {
             T::FramebusSpin => "framebus work queue, spinning",
             T::FramebusSleep => "framebus work queue, sleeping",
             T::FramebusBroadcast => "framebus broadcast, spinning",
+            T::FramebusBroadcastSleep => "framebus broadcast, sleeping",
             T::Iceoryx2 => "iceoryx2 pub/sub (loaned), spinning",
             T::Uds => "Unix domain socket (copy)",
             T::Tcp => "TCP 127.0.0.1 (copy)",
@@ -64,6 +87,7 @@ impl T {
             T::FramebusSpin => "fb-spin",
             T::FramebusSleep => "fb-sleep",
             T::FramebusBroadcast => "fb-bcast",
+            T::FramebusBroadcastSleep => "fb-bcast-sleep",
             T::Iceoryx2 => "iox2",
             T::Uds => "uds",
             T::Tcp => "tcp",
@@ -163,14 +187,14 @@ fn peer(args: &[String]) -> Res<()> {
     };
     let mut buf = vec![0u8; len];
     let report = match t {
-        T::FramebusSpin | T::FramebusSleep | T::FramebusBroadcast => {
+        t if t.is_framebus() => {
             let (data, acks) = endpoint.split_once(',').ok_or("endpoint")?;
             let (sd, sa) = (SharedSegment::open(data)?, SharedSegment::open(acks)?);
-            let kind = if t == T::FramebusBroadcast { ConsumerKind::Subscriber } else { ConsumerKind::Worker };
+            let kind = if t.broadcast() { ConsumerKind::Subscriber } else { ConsumerKind::Worker };
             let mut c = sd.register(kind)?;
             let mut p = sa.attach_producer()?;
             let ga = sa.segment();
-            let spin = if t == T::FramebusSleep { 0 } else { u32::MAX };
+            let spin = if t.sleeps() { 0 } else { u32::MAX };
             ready()?;
             let mut hdr = [0u8; 16];
             consume(
@@ -224,7 +248,7 @@ fn peer(args: &[String]) -> Res<()> {
                 },
             )?
         }
-        T::Uds | T::Tcp | T::Pipe => {
+        _ => {
             let (mut r, mut w): (Box<dyn Read>, Box<dyn Write>) = match t {
                 T::Uds => {
                     let s = UnixStream::connect(endpoint)?;
@@ -317,8 +341,8 @@ fn run(t: T, len: usize, n: u64, lat: bool, tag: &str) -> Res<Run> {
     let id = format!("fbb-{}-{tag}", std::process::id());
     let mut frame = vec![0u8; len];
     match t {
-        T::FramebusSpin | T::FramebusSleep | T::FramebusBroadcast => {
-            let pattern = if t == T::FramebusBroadcast { Pattern::Broadcast } else { Pattern::WorkQueue };
+        t if t.is_framebus() => {
+            let pattern = if t.broadcast() { Pattern::Broadcast } else { Pattern::WorkQueue };
             let raw = |bytes: usize, slots| {
                 SegmentSpec::new(FrameGeometry::new(bytes as u32, 1, PixelFormat::Raw), slots)
                     .with_pattern(pattern)
@@ -406,7 +430,7 @@ fn run(t: T, len: usize, n: u64, lat: bool, tag: &str) -> Res<Run> {
             let producer_cpu_ns = cpu_ns() - cpu;
             Ok(Run { report: peer.report()?, start_ns, producer_cpu_ns })
         }
-        T::Uds | T::Tcp | T::Pipe => {
+        _ => {
             let path = std::env::temp_dir().join(format!("{id}.sock"));
             // Acks come back on the socket, or (pipe) on the child's stdout after "ready".
             let mut back: Option<Box<dyn Read>> = None;
@@ -620,7 +644,7 @@ fn bench(args: &[String]) -> Res<()> {
             }
             for t in T::ALL {
                 eprint!("\rround {}/{rounds}: {size:<6} {:<40}", round + 1, t.name());
-                let (n_lat, n_thr) = match (quick, big, t == T::FramebusSleep) {
+                let (n_lat, n_thr) = match (quick, big, t.sleeps()) {
                     (true, _, _) => (200, 200),
                     (false, true, _) => (300, 300),
                     (false, false, true) => (5_000, 20_000),
