@@ -25,7 +25,7 @@ use std::time::Duration;
 use framebus_platform::core::segment::FrameMeta;
 use framebus_platform::core::sync::{AtomicU64, Ordering};
 use framebus_platform::core::{ConsumerKind, FrameGeometry, OverflowPolicy, Pattern, PixelFormat, SegmentSpec};
-use framebus_platform::{now_ns, wait, CreateOptions, SharedSegment};
+use framebus_platform::{futex_wait, futex_wake, now_ns, wait, CreateOptions, SharedSegment};
 use serde::{Deserialize, Serialize};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -177,6 +177,26 @@ fn peer(args: &[String]) -> Res<()> {
             }
             // Release pairs with the parent's Acquire load of `pong`.
             pong.store(i, Ordering::Release);
+        }
+        println!("\n{}", serde_json::to_string(&Report::default())?);
+        return Ok(());
+    }
+    if let ["futex", name, n] = a[..] {
+        let s = SharedSegment::open(name)?;
+        let seg = s.segment();
+        let (ping, pong) = words(&seg);
+        println!("ready");
+        std::io::stdout().flush()?;
+        for i in 1..=n.parse::<u64>()? {
+            loop {
+                let v = ping.load(Ordering::Acquire);
+                if v == i {
+                    break;
+                }
+                futex_wait(ping, v as u32, TIMEOUT);
+            }
+            pong.store(i, Ordering::Release);
+            futex_wake(pong);
         }
         println!("\n{}", serde_json::to_string(&Report::default())?);
         return Ok(());
@@ -383,6 +403,12 @@ fn run(t: T, len: usize, n: u64, lat: bool, tag: &str) -> Res<Run> {
                     let f = wait::claim_spinning(&mut acks, TIMEOUT, u32::MAX)?;
                     acks.read(&f, 0, &mut ack)?;
                     wait::release(&mut acks, f)?;
+                    if t.sleeps() {
+                        // Give the consumer time to fall asleep, or the next frame would reach it
+                        // while it is still on its way to the futex and the row would not measure
+                        // a sleeping consumer at all.
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
                 }
             }
             let producer_cpu_ns = cpu_ns() - cpu;
@@ -512,6 +538,37 @@ fn cache_line(n: u64) -> Res<Vec<u64>> {
     Ok(v)
 }
 
+/// Half the round trip of a futex wake-up between two sleeping processes: the floor for a
+/// consumer that sleeps.
+fn futex(n: u64) -> Res<Vec<u64>> {
+    let name = format!("fbb-{}-fx", std::process::id());
+    let spec = SegmentSpec::new(FrameGeometry::new(4096, 1, PixelFormat::Raw), 1);
+    let s = SharedSegment::create(&name, &spec, CreateOptions::default())?;
+    let seg = s.segment();
+    let (ping, pong) = words(&seg);
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe).args(["peer", "futex", &name, &n.to_string()]).stdout(Stdio::piped()).spawn()?;
+    let mut out = BufReader::new(child.stdout.take().ok_or("stdout")?);
+    let mut line = String::new();
+    out.read_line(&mut line)?;
+    let mut v = Vec::with_capacity(n as usize);
+    for i in 1..=n {
+        let t = now_ns();
+        ping.store(i, Ordering::Release);
+        futex_wake(ping);
+        loop {
+            let p = pong.load(Ordering::Acquire);
+            if p == i {
+                break;
+            }
+            futex_wait(pong, p as u32, TIMEOUT);
+        }
+        v.push((now_ns() - t) / 2);
+    }
+    child.wait()?;
+    Ok(v)
+}
+
 /// One frame copied inside one process: what a copying transport pays at least, twice.
 fn memcpy(bytes: usize, n: u64) -> Vec<u64> {
     let (src, mut dst) = (vec![7u8; bytes], vec![0u8; bytes]);
@@ -527,6 +584,7 @@ fn memcpy(bytes: usize, n: u64) -> Vec<u64> {
 
 const LIMIT_CL: &str = "limit: cache-line round trip / 2";
 const LIMIT_MEMCPY: &str = "limit: memcpy of one frame";
+const LIMIT_FUTEX: &str = "limit: futex wake-up, round trip / 2";
 
 /// The Python approaches (`py/peers.py`), when a Python with numpy is there: `python3`, or the
 /// system's `/usr/bin/python3`. Missing is a skip, or an error under `CI=true`.
@@ -633,6 +691,7 @@ fn bench(args: &[String]) -> Res<()> {
             let big = bytes > 1 << 20;
             for (name, samples) in [
                 (LIMIT_CL, cache_line(if quick { 2_000 } else { 20_000 })?),
+                (LIMIT_FUTEX, futex(if quick { 200 } else { 2_000 })?),
                 (LIMIT_MEMCPY, memcpy(bytes, if big { 200 } else { 5_000 })),
             ] {
                 match rows.iter_mut().find(|r| r.transport == name && r.size == size) {
