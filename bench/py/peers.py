@@ -32,6 +32,7 @@ def read_stamp(arr):
 
 
 def queue_consumer(q, acks, n, lat, out):
+    out.put("ready")
     lats = []
     for _ in range(n):
         arr = q.get()
@@ -43,6 +44,7 @@ def queue_consumer(q, acks, n, lat, out):
 
 
 def pipe_consumer(conn, n, lat, out):
+    out.put("ready")
     lats = []
     for _ in range(n):
         arr = conn.recv()
@@ -56,6 +58,7 @@ def pipe_consumer(conn, n, lat, out):
 def shm_consumer(name, shape, q, acks, n, lat, out):
     shm = shared_memory.SharedMemory(name=name)
     ring = np.ndarray((SLOTS,) + shape, dtype=np.uint8, buffer=shm.buf)
+    out.put("ready")
     lats = []
     for _ in range(n):
         k = q.get()
@@ -75,6 +78,7 @@ def run(approach, shape, n, lat):
         q, acks = mp.Queue(maxsize=SLOTS), mp.Queue()
         p = mp.Process(target=queue_consumer, args=(q, acks, n, lat, out))
         p.start()
+        out.get()  # the consumer is up (numpy imported, queues open): start the clock now
         start = time.monotonic_ns()
         for i in range(n):
             stamp(frame, i)
@@ -85,6 +89,7 @@ def run(approach, shape, n, lat):
         a, b = mp.Pipe()
         p = mp.Process(target=pipe_consumer, args=(b, n, lat, out))
         p.start()
+        out.get()  # the consumer is up (numpy imported, queues open): start the clock now
         start = time.monotonic_ns()
         for i in range(n):
             stamp(frame, i)
@@ -95,10 +100,12 @@ def run(approach, shape, n, lat):
         shm = shared_memory.SharedMemory(create=True, size=SLOTS * frame.nbytes)
         ring = np.ndarray((SLOTS,) + shape, dtype=np.uint8, buffer=shm.buf)
         q, acks = mp.Queue(), mp.Queue()
-        for k in range(SLOTS):
+        # Latency: one slot in play, so each frame waits for the previous one's ack (no queueing).
+        for k in range(SLOTS if not lat else 1):
             acks.put(k)
         p = mp.Process(target=shm_consumer, args=(shm.name, shape, q, acks, n, lat, out))
         p.start()
+        out.get()  # the consumer is up (numpy imported, queues open): start the clock now
         start = time.monotonic_ns()
         for i in range(n):
             k = acks.get()  # a free slot

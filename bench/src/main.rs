@@ -130,17 +130,18 @@ fn stamp(buf: &[u8]) -> (u64, u64) {
 // ---- the consumer side (child process) -----------------------------------------------------
 
 /// Receives `n` frames of `len` bytes from `rx`, acknowledging each through `ack` when `lat`.
+/// `recv` returns (send stamp, index, receipt time): it takes the receipt time as soon as it
+/// holds the frame and has read it, before giving it back.
 fn consume(
     n: u64,
     lat: bool,
-    mut recv: impl FnMut() -> Res<(u64, u64)>,
+    mut recv: impl FnMut() -> Res<(u64, u64, u64)>,
     mut ack: impl FnMut(u64) -> Res<()>,
 ) -> Res<Report> {
     let cpu = cpu_ns();
     let mut r = Report { latencies_ns: Vec::with_capacity(if lat { n as usize } else { 0 }), ..Report::default() };
     for k in 0..n {
-        let (t0, i) = recv()?;
-        let t1 = now_ns();
+        let (t0, i, t1) = recv()?;
         if lat {
             // The first frames of a run fault their slot pages in, on both sides: not counted.
             if k >= WARMUP {
@@ -229,8 +230,10 @@ fn peer(args: &[String]) -> Res<()> {
                 || {
                     let f = wait::claim_spinning(&mut c, TIMEOUT, spin)?;
                     c.read(&f, 0, &mut hdr)?;
+                    let t1 = now_ns();
                     wait::release(&mut c, f)?;
-                    Ok(stamp(&hdr))
+                    let (t0, i) = stamp(&hdr);
+                    Ok((t0, i, t1))
                 },
                 |i| {
                     while !p.has_space() {
@@ -251,6 +254,8 @@ fn peer(args: &[String]) -> Res<()> {
                 .publish_subscribe::<[u8]>()
                 .enable_safe_overflow(false)
                 .subscriber_max_buffer_size(16)
+                .max_subscribers(1)
+                .max_publishers(1)
                 .open_or_create()?;
             let acks = node
                 .service_builder(&format!("{endpoint}-ack").as_str().try_into()?)
@@ -264,7 +269,8 @@ fn peer(args: &[String]) -> Res<()> {
                 lat,
                 || loop {
                     if let Some(s) = sub.receive()? {
-                        return Ok(stamp(s.payload()));
+                        let (t0, i) = stamp(s.payload());
+                        return Ok((t0, i, now_ns())); // before `s` is dropped (given back)
                     }
                     std::hint::spin_loop();
                 },
@@ -293,7 +299,8 @@ fn peer(args: &[String]) -> Res<()> {
                 lat,
                 || {
                     r.read_exact(&mut buf)?;
-                    Ok(stamp(&buf))
+                    let (t0, i) = stamp(&buf);
+                    Ok((t0, i, now_ns()))
                 },
                 |i| {
                     w.write_all(&i.to_le_bytes())?;
@@ -388,13 +395,18 @@ fn run(t: T, len: usize, n: u64, lat: bool, tag: &str) -> Res<Run> {
             let (start_ns, cpu) = (now_ns(), cpu_ns());
             let mut ack = [0u8; 8];
             for i in 0..n {
-                while !p.has_space() {
+                // As a producer does: try, and wait for space only when full.
+                let mut slot = loop {
+                    match p.begin() {
+                        Ok(slot) => break slot,
+                        Err(framebus_platform::core::BeginError::Full) => {}
+                        Err(e) => return Err(e.into()),
+                    }
                     if wait::wait_for_space(&p, TIMEOUT).is_err() {
                         return Err("consumer stalled".into());
                     }
-                }
+                };
                 // The frame is already in the slot (decoded there); the header is the only write.
-                let mut slot = p.begin()?;
                 let mut h = [0u8; 16];
                 header(&mut h, i);
                 slot.write(0, &h);
@@ -422,6 +434,8 @@ fn run(t: T, len: usize, n: u64, lat: bool, tag: &str) -> Res<Run> {
                 .publish_subscribe::<[u8]>()
                 .enable_safe_overflow(false)
                 .subscriber_max_buffer_size(16)
+                .max_subscribers(1)
+                .max_publishers(1)
                 .open_or_create()?;
             let acks = node
                 .service_builder(&format!("{id}-ack").as_str().try_into()?)
@@ -444,10 +458,11 @@ fn run(t: T, len: usize, n: u64, lat: bool, tag: &str) -> Res<Run> {
                 for (d, s) in sample.payload_mut()[..16].iter_mut().zip(h) {
                     d.write(s);
                 }
-                // SAFETY: the sample lives in a shared-memory segment iceoryx2 mapped from
-                // zero-filled pages and only ever filled with bytes: every byte is initialised
-                // (the first 16 just now, the rest by an earlier frame, as a decoder would leave
-                // it). Initialising all `len` bytes would be the copy zero copy avoids.
+                // SAFETY: iceoryx2 0.10 zeroes its data segment when it creates it (shared
+                // memory created with `zero_memory` on, its default), and samples only ever hold
+                // bytes: every byte of the chunk is initialised (the first 16 just now, the rest
+                // zeros or an earlier frame's bytes). Writing all `len` bytes would be the very
+                // copy zero copy avoids, and framebus' row does not write them either.
                 let sample = unsafe { sample.assume_init() };
                 sample.send()?;
                 if lat {

@@ -408,7 +408,9 @@ pub fn reap(seg: &Segment<'_>) -> Vec<(u32, Reclaimed)> {
             continue;
         }
         let (owner, _) = seg.entry_owner(idx);
-        if os::is_alive(owner) {
+        // Owner 0: a registration between its CAS and its owner store (or a peer's garbage):
+        // not a dead process. Skip it; a real registrant stores its token next.
+        if owner == 0 || os::is_alive(owner) {
             continue;
         }
         // The process is dead: it can never resume, so forcing is sound. We identify

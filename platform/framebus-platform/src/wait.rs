@@ -103,9 +103,9 @@ pub fn claim_spinning(consumer: &mut Consumer<'_>, timeout: Duration, spin: u32)
 pub const REAP_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Waits until the producer could acquire a slot (Block policy), or `timeout` passes: spins
-/// briefly (a consumer usually frees a slot within microseconds), then sleeps. Once it has
-/// waited [`REAP_INTERVAL`], and every [`REAP_INTERVAL`] after, it reaps consumers whose
-/// process died, so their slots come back without anyone else's help.
+/// briefly (a consumer usually frees a slot within microseconds), then sleeps, waking at least
+/// every [`REAP_INTERVAL`] to reap consumers whose process died ([`maybe_reap`]), so their
+/// slots come back without anyone else's help.
 ///
 /// # Errors
 /// [`WaitError::TimedOut`].
@@ -120,20 +120,15 @@ pub fn wait_for_space(producer: &Producer<'_>, timeout: Duration) -> Result<(), 
     let deadline = start + timeout;
     let seg = *producer.segment();
     let (wake, _) = seg.space_wake_words();
-    // Not at once: checking liveness costs system calls, and a full ring is the normal state of
-    // a producer that outruns its consumers.
-    let mut next_reap = start + REAP_INTERVAL;
     loop {
         if producer.has_space() {
             return Ok(());
         }
         let now = Instant::now();
-        if now >= next_reap {
-            next_reap = now + REAP_INTERVAL;
-            if !crate::reap(&seg).is_empty() {
-                continue;
-            }
+        if maybe_reap(&seg) {
+            continue;
         }
+        let next_reap = now + REAP_INTERVAL;
         if now >= deadline {
             return Err(WaitError::TimedOut);
         }
@@ -152,8 +147,33 @@ pub fn wait_for_space(producer: &Producer<'_>, timeout: Duration) -> Result<(), 
     }
 }
 
+/// Reaps dead consumers of `seg` if this process has not done so for [`REAP_INTERVAL`]
+/// (liveness checks are system calls: at most ten rounds a second per process). Returns
+/// whether anything was reclaimed. Called by [`publish`] and [`wait_for_space`], so a
+/// consumer that dies holding slots is reclaimed within about [`REAP_INTERVAL`] of the
+/// producer's next publish or wait, whatever the overflow policy.
+pub fn maybe_reap(seg: &Segment<'_>) -> bool {
+    use std::sync::atomic::{AtomicU64 as Std, Ordering as O};
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    static LAST: Std = Std::new(0);
+    let now = EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1;
+    let last = LAST.load(O::Relaxed);
+    if now.saturating_sub(last) < REAP_INTERVAL.as_nanos() as u64 && last != 0 {
+        return false;
+    }
+    // Relaxed: a rate limit, not a synchronisation; a lost race only reaps twice.
+    if LAST.compare_exchange(last, now, O::Relaxed, O::Relaxed).is_err() {
+        return false;
+    }
+    if last == 0 {
+        return false; // the first call starts the clock: a full ring is normal, not a death
+    }
+    !crate::reap(seg).is_empty()
+}
+
 /// Publishes `slot` and wakes sleeping consumers if there are any.
 pub fn publish(slot: WriteSlot<'_, '_>, meta: FrameMeta, seg: &Segment<'_>) -> Published {
+    maybe_reap(seg);
     let p = slot.publish(meta);
     if p.wake {
         wake(seg.frame_wake_words());
