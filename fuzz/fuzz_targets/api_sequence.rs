@@ -83,7 +83,14 @@ fuzz_target!(|input: Input| {
                         }
                         r.held.push(Held { frame });
                     }
-                    Err(ClaimError::Empty) => {}
+                    Err(ClaimError::Empty) => {
+                        // A work queue never strands a frame: a READY slot nobody holds is the
+                        // next thing any worker claims.
+                        if spec.pattern == Pattern::WorkQueue {
+                            let c = seg.census();
+                            assert_eq!(c.ready_unheld, 0, "Empty while a frame waits: {c:?} {:?}", seg.stats());
+                        }
+                    }
                     // Killed or unregistered readers leave `readers`: nobody here is evicted.
                     Err(e) => panic!("an honest segment gave {e:?}"),
                 }
@@ -177,6 +184,16 @@ fn check(seg: &Segment<'_>, spec: &SegmentSpec, readers: &[Reader<'_>]) {
     }
     let s = seg.stats();
     assert_eq!(s.next_seq, s.write_pos + s.dropped_newest, "every sequence number published or dropped: {s:?}");
+    if spec.pattern == Pattern::Broadcast && spec.policy == OverflowPolicy::Block {
+        // Under Block a frame is recycled only after every subscriber passed it: none skips.
+        for r in readers.iter().filter(|r| r.c.kind() == ConsumerKind::Subscriber) {
+            let (delivered, skipped, cursor, joined) = seg.entry_counters(r.c.index());
+            assert_eq!(
+                skipped, 0,
+                "a Block subscriber skipped frames ({delivered} delivered, cursor {cursor}, joined {joined})"
+            );
+        }
+    }
     if spec.pattern == Pattern::WorkQueue {
         // Published frames are delivered, dropped, or still waiting in a READY slot.
         assert_eq!(s.write_pos, s.delivered + s.dropped_oldest + u64::from(c.ready), "{s:?} {c:?}");
