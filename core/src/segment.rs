@@ -704,6 +704,11 @@ impl<'a> Segment<'a> {
             next_seq = floor;
         }
         self.ctl(ctl::NEXT_SEQ).store(next_seq, Ordering::Release);
+        // Only the producer sleeps for space. A count left raised by a producer that died asleep
+        // would make every release a needless wake-up call: start from zero. (Were the old
+        // producer alive after all, its missed wake-ups cost it one sleep slice, not a hang:
+        // the platform's waits are bounded.) Relaxed: a hint, as in `retire_sleeper`.
+        self.ctl(ctl::SPACE_WAITERS).store(0, Ordering::Relaxed);
         // Recovery: slots the previous producer was writing, or had marked READY without
         // advancing `write_pos` (so no consumer can have seen them), become FREE again.
         for s in 0..self.layout.spec.slot_count {
@@ -1000,8 +1005,20 @@ impl<'a> Segment<'a> {
 
     /// Withdraws a waiter announced by [`Segment::announce_sleeper`].
     pub fn retire_sleeper(&self, kind: WakeKind) {
-        // Release: the count is a hint for wakers; nothing is published through it.
-        self.wake_pair(kind).1.fetch_sub(1, Ordering::Release);
+        let waiters = self.wake_pair(kind).1;
+        // Saturating: a takeover resets the space-waiter count a dead producer left raised, and
+        // a count that a reset (or a peer) zeroed must not wrap to 2^64 - 1 here. Release: the
+        // count is a hint for wakers; nothing is published through it.
+        let mut cur = waiters.load(Ordering::Relaxed);
+        for _ in 0..RETRY_LIMIT {
+            if cur == 0 {
+                return;
+            }
+            match waiters.compare_exchange(cur, cur - 1, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(now) => cur = now,
+            }
+        }
     }
 
     fn wake_pair(&self, kind: WakeKind) -> (&'a AtomicU64, &'a AtomicU64) {

@@ -409,6 +409,32 @@ fn sleep_handshake_loses_no_wakeup() {
     });
 }
 
+/// A producer taking over resets the space-waiter count while the old producer, judged dead
+/// but still running, sleeps and retires: in every interleaving the count ends at zero (the
+/// retire saturates instead of wrapping), so no later release keeps making wake-up calls.
+#[test]
+fn takeover_reset_races_a_retiring_sleeper() {
+    use framebus_core::segment::WakeKind;
+    model(|| {
+        let (heap, seg) = segment(spec(1));
+        let old = seg.attach_producer(1).unwrap();
+        core::mem::forget(old); // "dead" to the liveness check, yet its thread runs on
+        let sleeper = thread::spawn(move || {
+            let _ = seg.announce_sleeper(WakeKind::Space);
+            seg.retire_sleeper(WakeKind::Space);
+        });
+        let p = seg.take_over_producer(2, 1).unwrap();
+        sleeper.join().unwrap();
+        let (_, waiters) = seg.space_wake_words();
+        let left = waiters.load(framebus_core::sync::Ordering::SeqCst);
+        // Whatever the order of announce, reset and retire, the count ends at zero: a retire
+        // that meets a reset count stops at zero instead of wrapping.
+        assert_eq!(left, 0, "waiter count after the race: {left}");
+        drop(p);
+        drop(heap);
+    });
+}
+
 /// Two live reapers force-reclaiming the same dead worker at once: exactly one does it, the
 /// other is refused, the slot is freed exactly once and the entry ends FREE at gen + 1.
 #[test]

@@ -436,3 +436,20 @@ fn a_drop_oldest_slot_names_the_frame_it_dropped_and_the_producer_token_shows_at
     drop(p);
     assert_eq!(seg.producer_token(), 0, "dropping the producer detaches it");
 }
+
+#[test]
+fn a_takeover_clears_the_space_waiters_a_dead_sleeping_producer_left() {
+    let (_mem, seg) = segment(spec(1, LEN as u32));
+    let mut p = seg.attach_producer(10).unwrap();
+    publish(&mut p, LEN).unwrap();
+    // The producer announces that it sleeps for space, then dies without retiring.
+    let _ = seg.announce_sleeper(segment::WakeKind::Space);
+    std::mem::forget(p);
+    let (_, waiters) = seg.space_wake_words();
+    assert_eq!(waiters.load(sync::Ordering::SeqCst), 1);
+    let _p2 = seg.take_over_producer(11, 10).unwrap();
+    assert_eq!(waiters.load(sync::Ordering::SeqCst), 0, "no wake-up calls for a sleeper that is gone");
+    // A late retire (were the old producer alive after all) does not wrap the count.
+    seg.retire_sleeper(segment::WakeKind::Space);
+    assert_eq!(waiters.load(sync::Ordering::SeqCst), 0);
+}
