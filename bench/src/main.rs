@@ -247,20 +247,7 @@ fn peer(args: &[String]) -> Res<()> {
             )?
         }
         T::Iceoryx2 => {
-            use iceoryx2::prelude::*;
-            let node = NodeBuilder::new().create::<ipc::Service>()?;
-            let data = node
-                .service_builder(&format!("{endpoint}-data").as_str().try_into()?)
-                .publish_subscribe::<[u8]>()
-                .enable_safe_overflow(false)
-                .subscriber_max_buffer_size(16)
-                .max_subscribers(1)
-                .max_publishers(1)
-                .open_or_create()?;
-            let acks = node
-                .service_builder(&format!("{endpoint}-ack").as_str().try_into()?)
-                .publish_subscribe::<u64>()
-                .open_or_create()?;
+            let (_node, data, acks) = iox_services(endpoint)?;
             let sub = data.subscriber_builder().create()?;
             let ackp = acks.publisher_builder().create()?;
             ready()?;
@@ -314,6 +301,31 @@ fn peer(args: &[String]) -> Res<()> {
     writeln!(o, "\n{}", serde_json::to_string(&report)?)?;
     o.flush()?;
     Ok(())
+}
+
+type IoxData =
+    iceoryx2::service::port_factory::publish_subscribe::PortFactory<iceoryx2::service::ipc::Service, [u8], ()>;
+type IoxAcks =
+    iceoryx2::service::port_factory::publish_subscribe::PortFactory<iceoryx2::service::ipc::Service, u64, ()>;
+
+/// The two iceoryx2 services of one run, `NAME-data` (frames) and `NAME-ack` (acks), sized as
+/// framebus' segments are for one producer and one consumer. Both sides open them this way.
+fn iox_services(name: &str) -> Res<(iceoryx2::node::Node<iceoryx2::service::ipc::Service>, IoxData, IoxAcks)> {
+    use iceoryx2::prelude::*;
+    let node = NodeBuilder::new().create::<ipc::Service>()?;
+    let data = node
+        .service_builder(&format!("{name}-data").as_str().try_into()?)
+        .publish_subscribe::<[u8]>()
+        .enable_safe_overflow(false)
+        .subscriber_max_buffer_size(16)
+        .max_subscribers(1)
+        .max_publishers(1)
+        .open_or_create()?;
+    let acks = node
+        .service_builder(&format!("{name}-ack").as_str().try_into()?)
+        .publish_subscribe::<u64>()
+        .open_or_create()?;
+    Ok((node, data, acks))
 }
 
 // ---- the producer side (this process) --------------------------------------------------------
@@ -428,19 +440,7 @@ fn run(t: T, len: usize, n: u64, lat: bool, tag: &str) -> Res<Run> {
         }
         T::Iceoryx2 => {
             use iceoryx2::prelude::*;
-            let node = NodeBuilder::new().create::<ipc::Service>()?;
-            let data = node
-                .service_builder(&format!("{id}-data").as_str().try_into()?)
-                .publish_subscribe::<[u8]>()
-                .enable_safe_overflow(false)
-                .subscriber_max_buffer_size(16)
-                .max_subscribers(1)
-                .max_publishers(1)
-                .open_or_create()?;
-            let acks = node
-                .service_builder(&format!("{id}-ack").as_str().try_into()?)
-                .publish_subscribe::<u64>()
-                .open_or_create()?;
+            let (_node, data, acks) = iox_services(&id)?;
             let publ = data
                 .publisher_builder()
                 .initial_max_slice_len(len)
@@ -449,7 +449,13 @@ fn run(t: T, len: usize, n: u64, lat: bool, tag: &str) -> Res<Run> {
             let acksub = acks.subscriber_builder().create()?;
             let peer = Peer::spawn(t, &id, len, n, lat, false)?;
             // Wait until the subscriber is connected, or the first samples go nowhere.
-            std::thread::sleep(Duration::from_millis(50));
+            let since = std::time::Instant::now();
+            while data.dynamic_config().number_of_subscribers() == 0 {
+                if since.elapsed() > TIMEOUT {
+                    return Err("the iceoryx2 subscriber never connected".into());
+                }
+                std::thread::yield_now();
+            }
             let (start_ns, cpu) = (now_ns(), cpu_ns());
             for i in 0..n {
                 let mut sample = publ.loan_slice_uninit(len)?;

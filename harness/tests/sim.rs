@@ -285,14 +285,14 @@ fn ctrl_c_stops_every_process_and_removes_every_segment() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    // Wait until the run is under way (its segments exist), then interrupt it.
-    let seg = format!("/dev/shm/framebus.sim{pid}");
+    // Wait until the run is under way (frames are flowing through its segment), then interrupt it.
+    let name = format!("sim{pid}");
     let t = std::time::Instant::now();
-    while !Path::new(&seg).exists() {
-        assert!(t.elapsed().as_secs() < 30, "the simulation never created {seg}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    let flowing = || framebus_platform::SharedSegment::open(&name).is_ok_and(|s| s.segment().stats().write_pos >= 5);
+    while !flowing() {
+        assert!(t.elapsed().as_secs() < 30, "the simulation never published frames on {name}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    std::thread::sleep(std::time::Duration::from_millis(1500));
     assert!(Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap().success());
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stderr);
