@@ -46,5 +46,6 @@ pub use layout::{
 pub use region::HeapRegion;
 pub use region::Region;
 pub use segment::{
-    BeginError, ClaimError, Consumer, ConsumerKind, Frame, FrameMeta, Producer, Published, Segment, Stats, WriteSlot,
+    BeginError, ClaimError, Consumer, ConsumerKind, Frame, FrameMeta, PendingSlot, Producer, Published, Segment, Stats,
+    WriteSlot,
 };

@@ -1121,6 +1121,27 @@ pub struct WriteSlot<'p, 'a> {
     pub dropped_oldest: bool,
 }
 
+/// A [`WriteSlot`] detached from its borrow of the producer ([`WriteSlot::detach`]), for
+/// handles that cannot hold a borrow: a C or Python producer object that keeps its producer
+/// and its slot in one place. The slot stays WRITING (the producer's) until it is resumed
+/// with [`Producer::resume`] and published or dropped; a pending slot that is simply
+/// forgotten stays the producer's until the producer detaches or dies and is taken over.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "resume the slot and publish or drop it, or it stays out of service"]
+pub struct PendingSlot {
+    slot: u32,
+    state: SlotState,
+    epoch: u64,
+    dropped_oldest: bool,
+}
+
+impl PendingSlot {
+    /// Slot index.
+    pub fn slot(&self) -> u32 {
+        self.slot
+    }
+}
+
 /// What a publish did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Published {
@@ -1141,6 +1162,28 @@ impl<'a> Producer<'a> {
     /// The epoch this producer attached at.
     pub fn epoch(&self) -> u64 {
         self.epoch
+    }
+
+    /// The sequence number the next published frame gets (unless a drop-newest consumes it
+    /// first): what a producer that stamps the number into the frame writes.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Turns a [`PendingSlot`] from [`WriteSlot::detach`] back into a [`WriteSlot`].
+    ///
+    /// # Errors
+    /// Hands `pending` back when it is not this producer's: another producer (epoch) made it,
+    /// or its slot no longer holds the WRITING state it was detached in.
+    pub fn resume(&mut self, pending: PendingSlot) -> Result<WriteSlot<'_, 'a>, PendingSlot> {
+        // Relaxed: the word was last written by this producer (the CAS that made it WRITING),
+        // and nobody else writes a WRITING word; the load only checks the handle's identity.
+        let cur = self.seg.slot_word(pending.slot % self.seg.layout.spec.slot_count, ctl::slot::STATE).load(Ordering::Relaxed);
+        if pending.epoch != self.epoch || pending.slot >= self.seg.layout.spec.slot_count || cur != pending.state.encode() {
+            return Err(pending);
+        }
+        let PendingSlot { slot, state, dropped_oldest, .. } = pending;
+        Ok(WriteSlot { producer: self, slot, state, dropped_oldest })
     }
 
     /// Acquires a slot to write the next frame into, applying the segment's overflow policy.
@@ -1334,6 +1377,16 @@ impl<'a> WriteSlot<'_, 'a> {
             // SAFETY: the slot is WRITING and owned by this producer; range checked above.
             unsafe { seg.region.copy_in((self.offset() + at) as usize, bytes) }
         });
+    }
+
+    /// Detaches the slot from its borrow of the producer (see [`PendingSlot`]); the slot stays
+    /// the producer's, unpublished.
+    pub fn detach(self) -> PendingSlot {
+        let pending =
+            PendingSlot { slot: self.slot, state: self.state, epoch: self.producer.epoch, dropped_oldest: self.dropped_oldest };
+        // Not dropped: dropping would give the slot back.
+        core::mem::forget(self);
+        pending
     }
 
     /// Publishes the frame with `meta`, giving it the next sequence number.

@@ -453,3 +453,34 @@ fn a_takeover_clears_the_space_waiters_a_dead_sleeping_producer_left() {
     seg.retire_sleeper(segment::WakeKind::Space);
     assert_eq!(waiters.load(sync::Ordering::SeqCst), 0);
 }
+
+#[test]
+fn a_detached_slot_resumes_only_on_its_own_producer_and_publishes_as_usual() {
+    let (_mem, seg) = segment(spec(2, LEN as u32));
+    let mut p = seg.attach_producer(1).unwrap();
+    let mut w = seg.register(ConsumerKind::Worker, 2).unwrap();
+    assert_eq!(p.next_seq(), 0);
+    let pending = p.begin().unwrap().detach();
+    assert_eq!(seg.census().writing, 1, "a detached slot stays the producer's");
+    assert_eq!(w.claim(), Err(ClaimError::Empty));
+    let mut slot = p.resume(pending).unwrap();
+    let buf: Vec<u8> = (0..LEN).map(|i| crate::util::pattern(0, i)).collect();
+    slot.write(0, &buf);
+    let published = slot.publish(FrameMeta { payload_len: LEN as u64, ..FrameMeta::default() });
+    assert_eq!((published.seq, p.next_seq()), (0, 1));
+    let f = w.claim().unwrap();
+    check(&w, &f, LEN);
+    w.release(f).unwrap();
+
+    // A resumed slot that is dropped goes back to FREE, as a WriteSlot always did.
+    let pending = p.begin().unwrap().detach();
+    assert_eq!(seg.slot_state(pending.slot()).kind, SlotKind::Writing);
+    drop(p.resume(pending).unwrap());
+    assert_eq!(seg.census().free, 2, "dropping a resumed slot gives it back");
+
+    // Another producer (after a takeover: new epoch) cannot resume it.
+    let pending = p.begin().unwrap().detach();
+    drop(p);
+    let mut p2 = seg.take_over_producer(3, 1).or_else(|_| seg.attach_producer(3)).unwrap();
+    assert!(p2.resume(pending).is_err(), "a slot of an earlier epoch is not resumable");
+}

@@ -39,6 +39,7 @@
 
 mod error;
 mod name;
+pub mod owned;
 pub mod wait;
 
 #[cfg(target_os = "linux")]
