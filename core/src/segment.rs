@@ -1178,8 +1178,14 @@ impl<'a> Producer<'a> {
     pub fn resume(&mut self, pending: PendingSlot) -> Result<WriteSlot<'_, 'a>, PendingSlot> {
         // Relaxed: the word was last written by this producer (the CAS that made it WRITING),
         // and nobody else writes a WRITING word; the load only checks the handle's identity.
-        let cur = self.seg.slot_word(pending.slot % self.seg.layout.spec.slot_count, ctl::slot::STATE).load(Ordering::Relaxed);
-        if pending.epoch != self.epoch || pending.slot >= self.seg.layout.spec.slot_count || cur != pending.state.encode() {
+        let cur = self
+            .seg
+            .slot_word(pending.slot % self.seg.layout.spec.slot_count, ctl::slot::STATE)
+            .load(Ordering::Relaxed);
+        if pending.epoch != self.epoch
+            || pending.slot >= self.seg.layout.spec.slot_count
+            || cur != pending.state.encode()
+        {
             return Err(pending);
         }
         let PendingSlot { slot, state, dropped_oldest, .. } = pending;
@@ -1382,8 +1388,12 @@ impl<'a> WriteSlot<'_, 'a> {
     /// Detaches the slot from its borrow of the producer (see [`PendingSlot`]); the slot stays
     /// the producer's, unpublished.
     pub fn detach(self) -> PendingSlot {
-        let pending =
-            PendingSlot { slot: self.slot, state: self.state, epoch: self.producer.epoch, dropped_oldest: self.dropped_oldest };
+        let pending = PendingSlot {
+            slot: self.slot,
+            state: self.state,
+            epoch: self.producer.epoch,
+            dropped_oldest: self.dropped_oldest,
+        };
         // Not dropped: dropping would give the slot back.
         core::mem::forget(self);
         pending
