@@ -27,23 +27,40 @@ enum Command {
     /// collector restoring frame order; prints latency, drops, throughput and memory.
     #[command(after_help = simulate_help())]
     Simulate(SimArgs),
-    /// Role: decode a video into a segment's slots at its frame rate (started by `simulate`).
+    /// Decode a video into a segment's slots at its frame rate: the producer `simulate` starts,
+    /// and a camera stand-in on its own (`--create`) for your own consumers, e.g. Python:
+    /// `framebus producer --video clip.mp4 --segment cam0 --create` then `framebus.open("cam0")`.
     Producer {
-        /// frames segment (opened, must exist)
+        /// frames segment (opened; with --create, created for the video's size and removed at exit)
         #[arg(long)]
         segment: String,
-        /// events segment for the collector
+        /// create the segment instead of opening an existing one
         #[arg(long)]
-        events: String,
+        create: bool,
+        /// with --create: pixel format of the slots (bgr24, rgb24, gray8, nv12, i420)
+        #[arg(long, default_value = "bgr24", requires = "create")]
+        format: String,
+        /// with --create: number of slots
+        #[arg(long, default_value_t = 8, requires = "create")]
+        slots: u32,
+        /// with --create: overflow policy (block, drop-oldest, drop-newest)
+        #[arg(long, default_value = "drop-oldest", requires = "create")]
+        policy: String,
+        /// with --create: broadcast to subscribers instead of a work queue for workers
+        #[arg(long, requires = "create")]
+        broadcast: bool,
+        /// events segment for the collector (only under `simulate`)
+        #[arg(long)]
+        events: Option<String>,
         /// video file (MP4/H.264 or Y4M)
         #[arg(long)]
         video: PathBuf,
         /// frames per second [default: the file's]
         #[arg(long)]
         fps: Option<f64>,
-        /// frames to produce (the clip loops)
+        /// frames to produce (the clip loops) [default: until Ctrl-C]
         #[arg(long)]
-        frames: u64,
+        frames: Option<u64>,
         /// do not pace
         #[arg(long)]
         max_speed: bool,
@@ -157,10 +174,23 @@ fn main() -> ExitCode {
                 std::process::exit(2);
             }
         }),
-        Command::Producer { segment, events, video, fps, frames, max_speed, report } => {
-            let a = sim::producer::ProducerArgs { segment, events, video, fps, frames, max_speed };
+        Command::Producer {
+            segment,
+            create,
+            format,
+            slots,
+            policy,
+            broadcast,
+            events,
+            video,
+            fps,
+            frames,
+            max_speed,
+            report,
+        } => sim::producer::create_args(create, &format, slots, &policy, broadcast).and_then(|create| {
+            let a = sim::producer::ProducerArgs { segment, events, create, video, fps, frames, max_speed };
             sim::producer::run(&a).and_then(|r| emit(&r, report.as_deref()))
-        }
+        }),
         Command::Worker { segment, results, index, dlc, profile, overhead, report } => {
             sim::profile::Profile::parse(&profile).map_err(Into::into).and_then(|profile| {
                 let a = sim::worker::WorkerArgs { segment, results, index, dlc, profile, overhead_pct: overhead };

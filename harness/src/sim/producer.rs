@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use framebus_platform::core::segment::{BeginError, FrameMeta, WriteSlot};
-use framebus_platform::core::{OverflowPolicy, Producer, Segment};
-use framebus_platform::{now_ns, wait, SharedSegment};
+use framebus_platform::core::{FrameGeometry, OverflowPolicy, Pattern, PixelFormat, Producer, Segment, SegmentSpec};
+use framebus_platform::{now_ns, wait, CreateOptions, SharedSegment};
 use serde::{Deserialize, Serialize};
 
 use super::wire::{checksum, DropCause, Event, RECORD_BYTES};
@@ -19,16 +19,57 @@ use crate::video::Source;
 pub struct ProducerArgs {
     /// frames segment
     pub segment: String,
-    /// events segment (to the collector)
-    pub events: String,
+    /// events segment (to the collector); None: a producer on its own, telling nobody
+    pub events: Option<String>,
+    /// create the frames segment for the video (instead of opening it): None opens
+    pub create: Option<CreateArgs>,
     /// video file
     pub video: PathBuf,
     /// frames per second (None: the file's)
     pub fps: Option<f64>,
-    /// frames to produce (the clip loops)
-    pub frames: u64,
+    /// frames to produce (the clip loops); None: until Ctrl-C
+    pub frames: Option<u64>,
     /// do not pace: produce as fast as decoding allows
     pub max_speed: bool,
+}
+
+/// How a producer on its own creates its segment (`framebus producer --create`).
+#[derive(Clone, Copy, Debug)]
+pub struct CreateArgs {
+    /// pixel format of the slots
+    pub format: PixelFormat,
+    /// slot count
+    pub slots: u32,
+    /// overflow policy
+    pub policy: OverflowPolicy,
+    /// delivery pattern
+    pub pattern: Pattern,
+}
+
+/// Parses `framebus producer`'s creation flags (None without `--create`).
+///
+/// # Errors
+/// An unknown format or policy, with the accepted values.
+pub fn create_args(create: bool, format: &str, slots: u32, policy: &str, broadcast: bool) -> Res<Option<CreateArgs>> {
+    if !create {
+        return Ok(None);
+    }
+    let format = match format {
+        "bgr24" => PixelFormat::Bgr24,
+        "rgb24" => PixelFormat::Rgb24,
+        "gray8" => PixelFormat::Gray8,
+        "nv12" => PixelFormat::Nv12,
+        "i420" => PixelFormat::I420,
+        f => return Err(format!("unknown --format {f:?}: use bgr24, rgb24, gray8, nv12 or i420").into()),
+    };
+    let policy = match policy {
+        "block" => OverflowPolicy::Block,
+        "drop-oldest" => OverflowPolicy::DropOldest,
+        "drop-newest" => OverflowPolicy::DropNewest,
+        p => return Err(format!("unknown --policy {p:?}: use block, drop-oldest or drop-newest").into()),
+    };
+    let pattern = if broadcast { Pattern::Broadcast } else { Pattern::WorkQueue };
+    Ok(Some(CreateArgs { format, slots, policy, pattern }))
 }
 
 /// What the producer reports at exit.
@@ -59,7 +100,8 @@ pub struct ProducerReport {
     pub peak_rss_bytes: u64,
 }
 
-fn send(events: &mut Producer<'_>, seg: &Segment<'_>, e: Event) -> Res<()> {
+fn send(events: &mut Option<(Producer<'_>, Segment<'_>)>, e: Event) -> Res<()> {
+    let Some((events, seg)) = events.as_mut() else { return Ok(()) };
     let deadline = Instant::now() + Duration::from_secs(10);
     while !events.has_space() {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -74,7 +116,7 @@ fn send(events: &mut Producer<'_>, seg: &Segment<'_>, e: Event) -> Res<()> {
     let mut b = [0u8; RECORD_BYTES as usize];
     e.encode(&mut b);
     slot.write(0, &b);
-    wait::publish(slot, FrameMeta { payload_len: u64::from(RECORD_BYTES), ..FrameMeta::default() }, seg);
+    wait::publish(slot, FrameMeta { payload_len: u64::from(RECORD_BYTES), ..FrameMeta::default() }, &*seg);
     Ok(())
 }
 
@@ -94,13 +136,24 @@ fn decode(src: &mut Source, out: &mut [u8], fmt: framebus_platform::core::PixelF
 /// # Errors
 /// Segment, video and event-channel failures, each with what to do.
 pub fn run(a: &ProducerArgs) -> Res<ProducerReport> {
-    let frames_seg = SharedSegment::open(&a.segment)?;
-    let events_seg = SharedSegment::open(&a.events)?;
-    let (seg, evseg) = (frames_seg.segment(), events_seg.segment());
-    let mut p = frames_seg.attach_producer()?;
-    let mut ev = events_seg.attach_producer()?;
     let mut src = Source::open(&a.video)?;
     let info = src.info();
+    let frames_seg = match a.create {
+        None => SharedSegment::open(&a.segment)?,
+        Some(c) => {
+            let spec = SegmentSpec::new(FrameGeometry::new(info.width, info.height, c.format), c.slots)
+                .with_policy(c.policy)
+                .with_pattern(c.pattern);
+            SharedSegment::create(&a.segment, &spec, CreateOptions::default())?
+        }
+    };
+    let events_seg = a.events.as_deref().map(SharedSegment::open).transpose()?;
+    let seg = frames_seg.segment();
+    let mut p = frames_seg.attach_producer()?;
+    let mut ev = match &events_seg {
+        Some(s) => Some((s.attach_producer()?, s.segment())),
+        None => None,
+    };
     let spec = seg.layout().spec;
     let g = spec.geometry;
     if (g.width, g.height) != (info.width, info.height) {
@@ -115,6 +168,13 @@ pub fn run(a: &ProducerArgs) -> Res<ProducerReport> {
         )
         .into());
     }
+    // On its own (no orchestrator), Ctrl-C ends the loop so that the segment it created is
+    // removed on the way out.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if a.create.is_some() {
+        let s = stop.clone();
+        let _ = ctrlc::set_handler(move || s.store(true, std::sync::atomic::Ordering::SeqCst));
+    }
     let frame_bytes = g.planes().map_err(|e| e.to_string())?.frame_size as usize;
     let fps = a.fps.unwrap_or(info.fps);
     let period = Duration::from_secs_f64(1.0 / fps);
@@ -122,7 +182,12 @@ pub fn run(a: &ProducerArgs) -> Res<ProducerReport> {
     let mut r = ProducerReport { fps, ..ProducerReport::default() };
     let (mut decode_total, start, start_ns) = (Duration::ZERO, Instant::now(), now_ns());
     println!("ready");
-    for i in 0..a.frames {
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    for i in 0..a.frames.unwrap_or(u64::MAX) {
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            break;
+        }
         let due = start + period.mul_f64(i as f64);
         let now = Instant::now();
         if !a.max_speed && due > now {
@@ -147,7 +212,7 @@ pub fn run(a: &ProducerArgs) -> Res<ProducerReport> {
             break match p.begin() {
                 Ok(slot) => Some(slot),
                 Err(BeginError::DroppedNewest { seq }) => {
-                    send(&mut ev, &evseg, Event::Dropped { seq, capture_ns, cause: DropCause::Newest })?;
+                    send(&mut ev, Event::Dropped { seq, capture_ns, cause: DropCause::Newest })?;
                     r.dropped_newest += 1;
                     None
                 }
@@ -169,7 +234,7 @@ pub fn run(a: &ProducerArgs) -> Res<ProducerReport> {
             }
             Some(mut slot) => {
                 if let Some(seq) = slot.dropped_seq() {
-                    send(&mut ev, &evseg, Event::Dropped { seq, capture_ns: 0, cause: DropCause::Oldest })?;
+                    send(&mut ev, Event::Dropped { seq, capture_ns: 0, cause: DropCause::Oldest })?;
                     r.dropped_oldest += 1;
                 }
                 assert!(slot.capacity() as usize >= frame_bytes, "layout gives every slot a whole frame");
@@ -196,14 +261,13 @@ pub fn run(a: &ProducerArgs) -> Res<ProducerReport> {
                 r.published += 1;
                 send(
                     &mut ev,
-                    &evseg,
                     Event::Published { seq: published.seq, capture_ns, publish_ns, decode_ns, checksum: sum },
                 )?;
             }
         }
         r.frames += 1;
     }
-    send(&mut ev, &evseg, Event::End { next_seq: p.segment().stats().next_seq })?;
+    send(&mut ev, Event::End { next_seq: p.segment().stats().next_seq })?;
     r.decode_ms_mean = decode_total.as_secs_f64() * 1e3 / r.frames.max(1) as f64;
     r.wall_s = start.elapsed().as_secs_f64();
     r.peak_rss_bytes = peak_rss_bytes();

@@ -81,6 +81,12 @@ pub struct SlotView {
     pub dropped_seq: Option<u64>,
 }
 
+// SAFETY: a SlotView is an address and sizes; the pointer is only dereferenced by its user
+// (unsafely), while the producer owns the slot, from whichever thread.
+unsafe impl Send for SlotView {}
+// SAFETY: as above: sharing the value shares no access.
+unsafe impl Sync for SlotView {}
+
 /// The unique producer of a segment, owning a reference to the segment and its slot in
 /// progress. `Send`: it may move between threads; one thread uses it at a time (`&mut self`).
 #[derive(Debug)]
@@ -90,11 +96,6 @@ pub struct OwnedProducer {
     producer: Producer<'static>,
     seg: Arc<SharedSegment>,
 }
-
-// SAFETY: the raw payload pointer in `pending` points into the shared mapping that `seg` keeps
-// alive, and is only dereferenced by the caller while this producer owns the slot; nothing in
-// it is tied to a thread.
-unsafe impl Send for OwnedProducer {}
 
 impl OwnedProducer {
     /// Attaches as the segment's producer (taking over from a dead one, as
@@ -214,6 +215,11 @@ pub struct HeldFrame {
     /// Bytes in the slot (`meta.payload_len` of them are the frame).
     pub capacity: u64,
 }
+
+// SAFETY: as for SlotView: an address the user dereferences (unsafely) while the frame is held.
+unsafe impl Send for HeldFrame {}
+// SAFETY: as above.
+unsafe impl Sync for HeldFrame {}
 
 /// A registered worker, subscriber or latest reader that owns a reference to its segment and
 /// remembers the frames it holds. Dropping it releases them and leaves the consumer table.
