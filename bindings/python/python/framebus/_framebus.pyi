@@ -1,0 +1,218 @@
+"""Type stubs of framebus._framebus (the Rust extension); see framebus/__init__.py."""
+
+from types import TracebackType
+from typing import Any, Literal, Optional, Type
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+LAYOUT_VERSION: int
+
+Format = Literal["bgr24", "rgb24", "gray8", "nv12", "i420", "raw"]
+PatternName = Literal["work_queue", "broadcast"]
+PolicyName = Literal["block", "drop_oldest", "drop_newest"]
+
+class Error(Exception):
+    """Base class of every framebus error."""
+
+class NotFound(Error):
+    """No segment has that name (is its producer running?)."""
+
+class AlreadyExists(Error):
+    """A segment with that name exists already."""
+
+class PermissionDenied(Error):
+    """The OS refused access to the segment."""
+
+class BadSegment(Error):
+    """Not a valid framebus segment (truncated, garbage, other layout version)."""
+
+class Busy(Error):
+    """Another live producer is attached to the segment."""
+
+class Evicted(Error):
+    """This consumer was reclaimed as dead; open a new one."""
+
+class Corrupt(Error):
+    """Shared memory holds impossible values."""
+
+class Superseded(Error):
+    """Another producer took over the segment."""
+
+class Released(Error):
+    """The frame, slot or endpoint was released or closed."""
+
+class Timeout(Error):
+    """No free slot came within the timeout (Block policy)."""
+
+def open(name: str) -> Segment:
+    """Opens the existing segment `name`, validating its header and size.
+
+    Raises NotFound, BadSegment, PermissionDenied, or ValueError for a bad name."""
+
+def create(
+    name: str,
+    width: int,
+    height: int,
+    format: Format = "bgr24",
+    slots: int = 8,
+    pattern: PatternName = "work_queue",
+    policy: PolicyName = "block",
+    max_consumers: int = 8,
+    mode: int = 0o600,
+) -> Segment:
+    """Creates the segment `name`; it is removed when this Segment and every endpoint made
+    from it are gone. Raises AlreadyExists, PermissionDenied, ValueError."""
+
+def remove(name: str) -> None:
+    """Removes the segment `name` from the namespace (open mappings stay valid)."""
+
+class Segment:
+    """An open segment."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def format(self) -> Format: ...
+    @property
+    def shape(self) -> list[int]:
+        """The numpy shape of one frame, e.g. [720, 1280, 3] for bgr24."""
+    @property
+    def slots(self) -> int: ...
+    @property
+    def pattern(self) -> PatternName: ...
+    @property
+    def policy(self) -> PolicyName: ...
+    @property
+    def frame_size(self) -> int: ...
+    @property
+    def size(self) -> int:
+        """Bytes of the whole mapping."""
+    @property
+    def address(self) -> int:
+        """Address of the mapping in this process; every frame array lies inside it."""
+    def stats(self) -> dict[str, int]:
+        """published, next_seq, dropped_oldest, dropped_newest, delivered, epoch."""
+    def producer(self) -> Producer:
+        """Attaches as the only producer (raises Busy while a live one is attached)."""
+    def worker(self) -> Consumer:
+        """A work-queue worker: each frame goes to exactly one worker."""
+    def subscriber(self) -> Consumer:
+        """A broadcast subscriber: every frame goes to every subscriber."""
+    def latest(self) -> Consumer:
+        """A latest reader: the newest frame, skipping older ones."""
+
+class Consumer:
+    """A worker, subscriber or latest reader. Close it (or use `with`) to leave."""
+
+    def claim(self, timeout: Optional[float] = None) -> Optional[Frame]:
+        """The next frame, or None when `timeout` seconds passed (None: wait until one comes).
+        Releases the GIL while waiting; Ctrl-C interrupts it."""
+    @property
+    def delivered(self) -> int: ...
+    @property
+    def skipped(self) -> int: ...
+    @property
+    def held(self) -> int: ...
+    @property
+    def kind(self) -> Literal["worker", "subscriber", "latest"]: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Consumer: ...
+    def __exit__(
+        self, t: Optional[Type[BaseException]], v: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> None: ...
+
+class Frame:
+    """A held frame; `with` releases it at the end of the block."""
+
+    @property
+    def array(self) -> npt.NDArray[np.uint8]:
+        """Read-only view of the slot (no copy); raises Released after release()."""
+    @property
+    def __array_interface__(self) -> dict[str, Any]: ...
+    def tobytes(self) -> bytes: ...
+    def release(self) -> None: ...
+    @property
+    def released(self) -> bool: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def epoch(self) -> int: ...
+    @property
+    def capture_ns(self) -> int: ...
+    @property
+    def pts_ns(self) -> int: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def format(self) -> Format: ...
+    @property
+    def flags(self) -> int: ...
+    @property
+    def payload_len(self) -> int: ...
+    @property
+    def checksum(self) -> Optional[int]: ...
+    @property
+    def slot(self) -> int: ...
+    @property
+    def address(self) -> int: ...
+    def __enter__(self) -> Frame: ...
+    def __exit__(
+        self, t: Optional[Type[BaseException]], v: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> None: ...
+
+class Producer:
+    """The segment's only producer."""
+
+    def begin(self, timeout: Optional[float] = None) -> Optional[Slot]:
+        """The slot for the next frame; None when a drop policy dropped this frame (counted).
+        Under Block waits up to `timeout` seconds, then raises Timeout."""
+    def write(
+        self,
+        array: npt.ArrayLike,
+        capture_ns: int = 0,
+        pts_ns: int = 0,
+        flags: int = 0,
+        timeout: Optional[float] = None,
+    ) -> Optional[int]:
+        """Copies `array` into the next slot and publishes it; its seq, or None if dropped."""
+    def close(self) -> None: ...
+    def __enter__(self) -> Producer: ...
+    def __exit__(
+        self, t: Optional[Type[BaseException]], v: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> None: ...
+
+class Slot:
+    """A slot being filled; leaving `with` publishes it (an exception abandons it)."""
+
+    @property
+    def array(self) -> npt.NDArray[np.uint8]:
+        """Writable view of the slot (no copy)."""
+    @property
+    def __array_interface__(self) -> dict[str, Any]: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def slot(self) -> int: ...
+    @property
+    def dropped_seq(self) -> Optional[int]: ...
+    def publish(
+        self,
+        capture_ns: int = 0,
+        pts_ns: int = 0,
+        flags: int = 0,
+        payload_len: Optional[int] = None,
+        checksum: Optional[int] = None,
+    ) -> int: ...
+    def abandon(self) -> None: ...
+    def __enter__(self) -> Slot: ...
+    def __exit__(
+        self, t: Optional[Type[BaseException]], v: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> None: ...
