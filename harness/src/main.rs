@@ -103,6 +103,9 @@ enum Command {
         /// how long a later result waits for a missing one, ms
         #[arg(long, default_value_t = 5000)]
         deadline_ms: u64,
+        /// publish the ordered results into this (existing, broadcast) segment
+        #[arg(long)]
+        out: Option<String>,
         /// write the report (JSON) here instead of stdout
         #[arg(long)]
         report: Option<PathBuf>,
@@ -197,8 +200,8 @@ fn main() -> ExitCode {
                 sim::worker::run(&a).and_then(|r| emit(&r, report.as_deref()))
             })
         }
-        Command::Collector { events, results, deadline_ms, report } => {
-            let a = sim::collector::CollectorArgs { events, results, deadline_ms };
+        Command::Collector { events, results, deadline_ms, out, report } => {
+            let a = sim::collector::CollectorArgs { events, results, deadline_ms, out };
             sim::collector::run(&a).and_then(|r| emit(&r, report.as_deref()))
         }
     };

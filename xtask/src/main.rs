@@ -1,10 +1,12 @@
 //! `cargo xtask <task>`: the project's developer tasks, so that settings such as the loom
 //! RUSTFLAGS live here and not in people's heads.
 //!
-//! Tasks: `ci`, `loom`, `miri`, `nostd`, `cross`, `bench`, `simulate`, `bindgen`, `fuzz`. Tools a normal user may lack
+//! Tasks: `ci`, `loom`, `miri`, `nostd`, `cross`, `bench`, `simulate`, `bindgen`, `cheader`,
+//! `install-c`, `python`, `fuzz`. Tools a normal user may lack
 //! (nightly, miri, extra targets) are skipped with a message outside CI and are errors when
 //! `CI=true`.
 
+mod bindings;
 mod tasks;
 mod util;
 
@@ -14,8 +16,9 @@ const HELP: &str = "\
 usage: cargo xtask <task> [options]
 
 tasks:
-  ci          everything CI runs: fmt, bindings check, clippy, tests, no_std build, fuzz
-              smoke, aarch64 tests under qemu, windows tests under Wine, loom, miri,
+  ci          everything CI runs: fmt, bindings check, clippy, tests, C library (header
+              check, install, pkg-config build), Python package and its tests, no_std build,
+              fuzz smoke, aarch64 tests under qemu, windows tests under Wine, loom, miri,
               bench smoke, simulate smoke
               (prints each stage's duration; CI=true turns missing tools into errors)
   loom        run the loom models of framebus-core (LOOM_MAX_PREEMPTIONS defaults to 2)
@@ -33,6 +36,12 @@ tasks:
               10 minutes each by default; ci runs --smoke (20 s each)
   bindgen     regenerate platform/snpe-sys/src/bindings.rs from its C header (needs libclang;
               ci checks the committed file against a fresh generation)
+  cheader     regenerate bindings/c/include/framebus.h with cbindgen (ci checks the committed
+              header against a fresh generation)
+  install-c   --prefix DIR: install libframebus.{so,a}, framebus.h and a pkg-config file
+              (cc app.c $(pkg-config --cflags --libs framebus))
+  python      build the Python package into target/pyvenv (pip + maturin; installs numpy,
+              pytest, opencv-python-headless there) and run its tests and the examples'
   simulate    [options]: multi-worker inference simulation on recorded video, in separate
               processes over a real segment (no options: the bundled 720p clip, 4 x aip, 20 s;
               `cargo xtask simulate --help` lists options, profiles and presets)
@@ -59,6 +68,12 @@ fn main() -> ExitCode {
         "cross" => tasks::cross(rest),
         "simulate" => tasks::simulate(rest),
         "bindgen" => tasks::bindgen(),
+        "cheader" => bindings::cheader(),
+        "install-c" => bindings::install_c(rest),
+        "python" => bindings::python_stage().and_then(|s| match s {
+            Some(_) => Err("python3 with venv is missing: apt-get install python3 python3-venv".into()),
+            None => Ok(()),
+        }),
         "fuzz" => tasks::fuzz(rest),
         "-h" | "--help" | "help" => {
             print!("{HELP}");

@@ -11,7 +11,7 @@ pub fn ci(args: &[String]) -> Result<(), String> {
         return Err(format!("ci takes no arguments (got '{a}')"));
     }
     type Stage = (&'static str, fn() -> Result<Option<Skip>, String>);
-    let stages: [Stage; 12] = [
+    let stages: [Stage; 14] = [
         ("fmt", || run(cmd("cargo", &["fmt", "--all", "--check"])).map(|_| None)),
         ("snpe-sys bindings (bindgen)", || bindings(false)),
         ("clippy", || {
@@ -26,6 +26,8 @@ pub fn ci(args: &[String]) -> Result<(), String> {
             c.env("FRAMEBUS_STRESS_FRAMES", CI_STRESS_FRAMES);
             run(c).map(|_| None)
         }),
+        ("C library (header, install, pkg-config)", crate::bindings::c_stage),
+        ("python package (pytest)", crate::bindings::python_stage),
         ("no_std (aarch64-unknown-none)", nostd_stage),
         ("fuzz smoke (20 s per target)", || fuzz_run(&FUZZ_TARGETS, FUZZ_SMOKE_SECS)),
         ("aarch64 under qemu-user", cross_aarch64),

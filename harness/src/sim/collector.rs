@@ -15,7 +15,7 @@ use framebus_platform::{is_alive, now_ns, wait, SharedSegment};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use super::wire::{DropCause, Event, Outcome, RECORD_BYTES};
+use super::wire::{DropCause, Event, Outcome, OUT_SKIPPED, RECORD_BYTES};
 use super::{peak_rss_bytes, Res};
 
 /// Results the reorder window can hold while an earlier one is missing.
@@ -30,6 +30,8 @@ pub struct CollectorArgs {
     pub results: Vec<String>,
     /// how long a later result waits for a missing one before it is given up, ms
     pub deadline_ms: u64,
+    /// broadcast segment to publish the ordered results into (created by the orchestrator)
+    pub out: Option<String>,
 }
 
 /// Percentiles in milliseconds.
@@ -144,6 +146,9 @@ struct State {
     queue: Histogram<u64>,
     model: Histogram<u64>,
     service: Histogram<u64>,
+    /// Released frames in order, for the ordered output (`--out`): (outcome, capture time,
+    /// skipped); `None` when nobody publishes them.
+    outbox: Option<Vec<(Outcome, u64, bool)>>,
 }
 
 impl State {
@@ -266,16 +271,22 @@ impl State {
         self.last_out = Some(seq);
         let t_s = self.first_capture.map_or(0.0, |f| now.saturating_sub(f) as f64 / 1e9);
         let latency_ms = match x {
-            Released::Frame(seq, _) => {
+            Released::Frame(seq, o) => {
                 self.r.frames_out += 1;
                 self.released[(seq % RELEASED_RING as u64) as usize] = seq.wrapping_add(1);
                 let p = self.pending.remove(&seq).expect("a result enters the window only with its Published event");
+                if let Some(outbox) = &mut self.outbox {
+                    outbox.push((o, p.capture_ns, false));
+                }
                 let l = now.saturating_sub(p.capture_ns);
                 self.lat.saturating_record(l / 1_000);
                 Some(l as f64 / 1e6)
             }
             Released::Skipped(seq, reason) => {
                 self.dropped_total += 1;
+                if let Some(outbox) = &mut self.outbox {
+                    outbox.push((Outcome { seq, ..Outcome::default() }, 0, true));
+                }
                 if reason != SkipReason::Marked {
                     // Published but no result in time: a worker died or stalled.
                     self.count(if reason == SkipReason::Overflow { "window_overflow" } else { "lost_deadline" });
@@ -344,6 +355,32 @@ fn take(c: &mut Consumer<'_>) -> Res<Option<[u8; RECORD_BYTES as usize]>> {
     }
 }
 
+/// Publishes the frames released in order into the output segment (broadcast, drop-oldest:
+/// a slow viewer loses records, never stalls the pipeline).
+fn publish_out(p: &mut framebus_platform::core::Producer<'_>, outbox: &mut Vec<(Outcome, u64, bool)>) -> Res<()> {
+    let seg = *p.segment();
+    for (o, capture_ns, skipped) in outbox.drain(..) {
+        let mut slot = match p.begin() {
+            Ok(s) => s,
+            // Every slot held by viewers: this record is dropped (counted in the segment).
+            Err(framebus_platform::core::BeginError::DroppedNewest { .. }) => continue,
+            Err(e) => return Err(format!("ordered output: {e}").into()),
+        };
+        let mut b = [0u8; RECORD_BYTES as usize];
+        o.encode(&mut b);
+        slot.write(0, &b);
+        let flags = if skipped { OUT_SKIPPED } else { 0 };
+        let meta = framebus_platform::core::segment::FrameMeta {
+            capture_ns,
+            flags,
+            payload_len: u64::from(RECORD_BYTES),
+            ..Default::default()
+        };
+        wait::publish(slot, meta, &seg);
+    }
+    Ok(())
+}
+
 /// Runs the collector until every sequence number the producer issued is accounted for.
 ///
 /// # Errors
@@ -372,7 +409,10 @@ pub fn run(a: &CollectorArgs) -> Res<CollectorReport> {
         queue: histogram(),
         model: histogram(),
         service: histogram(),
+        outbox: a.out.as_ref().map(|_| Vec::new()),
     };
+    let out_seg = a.out.as_deref().map(SharedSegment::open).transpose()?;
+    let mut out_producer = out_seg.as_ref().map(|s| s.attach_producer()).transpose()?;
     // A sender is gone once it has attached (the epoch counts attaches) and is no longer
     // attached or alive; before it first attaches it is only late.
     let gone = |s: &SharedSegment| {
@@ -405,6 +445,9 @@ pub fn run(a: &CollectorArgs) -> Res<CollectorReport> {
         st.window.poll(now, |x| out.push(x));
         st.emit_all(out, now);
         st.expire_head(now);
+        if let (Some(p), Some(outbox)) = (&mut out_producer, &mut st.outbox) {
+            publish_out(p, outbox)?;
+        }
         if st.done() {
             break;
         }

@@ -130,6 +130,11 @@ pub struct SimArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Name the segments NAME (frames), NAME.out (the results in frame order, a broadcast
+    /// segment other programs can subscribe to), NAME.ev and NAME.rK [default: sim<pid>].
+    /// See examples/python/opencv_overlay.py.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
 }
 
 /// `--policy` values.
@@ -423,16 +428,21 @@ pub fn simulate(a: &SimArgs) -> Res<SimReport> {
     p.profile.write_dlc(&dlc, info.height, info.width, channels, a.time_scale, &dir.0.join("stub.shared"))?;
 
     // Segments: the orchestrator creates (and, when dropped, removes) all of them.
-    let name = format!("sim{id}");
+    let name = a.name.clone().unwrap_or_else(|| format!("sim{id}"));
+    // Room beside the workers for two viewers (latest readers, e.g. the OpenCV example).
     let spec = SegmentSpec::new(FrameGeometry::new(info.width, info.height, p.format), p.slots)
         .with_policy(p.policy)
         .with_pattern(Pattern::WorkQueue)
-        .with_max_consumers(p.workers);
+        .with_max_consumers(p.workers + 2);
     let frames_seg = SharedSegment::create(&name, &spec, CreateOptions::default())?;
     let record =
         |slots| SegmentSpec::new(FrameGeometry::new(RECORD_BYTES, 1, PixelFormat::Raw), slots).with_max_consumers(1);
     let ev_name = format!("{name}.ev");
     let _events = SharedSegment::create(&ev_name, &record(256), CreateOptions::default())?;
+    let out_name = format!("{name}.out");
+    let out_spec =
+        record(64).with_pattern(Pattern::Broadcast).with_policy(OverflowPolicy::DropOldest).with_max_consumers(8);
+    let _out = SharedSegment::create(&out_name, &out_spec, CreateOptions::default())?;
     let result_names: Vec<String> = (0..p.workers).map(|k| format!("{name}.r{k}")).collect();
     let _results = result_names
         .iter()
@@ -457,6 +467,8 @@ pub fn simulate(a: &SimArgs) -> Res<SimReport> {
             result_names.join(","),
             "--deadline-ms".into(),
             deadline_ms.to_string(),
+            "--out".into(),
+            out_name.clone(),
             "--report".into(),
             report("collector").display().to_string(),
         ],

@@ -9,6 +9,10 @@
 /// Bytes of one record slot in the event and result segments.
 pub const RECORD_BYTES: u32 = 256;
 
+/// Flag of a record in the collector's ordered output (`NAME.out`) whose frame has no result
+/// (dropped by the producer, or given up); the record's `seq` names it, the rest is zero.
+pub const OUT_SKIPPED: u32 = 1;
+
 /// Content checksum of a frame: FNV-1a over little-endian 64-bit words (one multiply per 8
 /// bytes, so a 1080p frame costs about a millisecond), then the tail bytes one by one, then the
 /// length. The stub accelerator runtime (`snpe-sys`, C) computes the same function over the slot
@@ -98,7 +102,7 @@ impl Event {
 }
 
 /// What a worker reports for one frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Outcome {
     /// sequence number of the frame
     pub seq: u64,
