@@ -614,7 +614,10 @@ fn python_rows(quick: bool) -> Res<Vec<Row>> {
     let has_numpy = |py: &str| {
         Command::new(py).args(["-c", "import numpy"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
     };
-    let Some(py) = ["python3", "/usr/bin/python3"].into_iter().find(|p| has_numpy(p)) else {
+    // The virtualenv `cargo xtask python` builds has the framebus package too (its rows).
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/pyvenv/bin/python");
+    let venv = venv.to_string_lossy().into_owned();
+    let Some(py) = [venv.as_str(), "python3", "/usr/bin/python3"].into_iter().find(|p| has_numpy(p)) else {
         let msg = "no python3 with numpy: the Python rows are skipped (apt-get install python3-numpy)";
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             return Err(format!("{msg}; CI=true makes this an error").into());
