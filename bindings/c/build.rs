@@ -6,6 +6,8 @@
 fn main() {
     println!("cargo:rerun-if-changed=src/lib.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
+    // A hand edit of the committed header must be compared again too.
+    println!("cargo:rerun-if-changed=include/framebus.h");
     println!("cargo:rerun-if-env-changed=FRAMEBUS_C_BLESS");
     #[cfg(feature = "header")]
     regenerate();

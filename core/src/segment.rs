@@ -1131,6 +1131,7 @@ pub struct WriteSlot<'p, 'a> {
 pub struct PendingSlot {
     slot: u32,
     state: SlotState,
+    token: u64,
     epoch: u64,
     dropped_oldest: bool,
 }
@@ -1173,8 +1174,9 @@ impl<'a> Producer<'a> {
     /// Turns a [`PendingSlot`] from [`WriteSlot::detach`] back into a [`WriteSlot`].
     ///
     /// # Errors
-    /// Hands `pending` back when it is not this producer's: another producer (epoch) made it,
-    /// or its slot no longer holds the WRITING state it was detached in.
+    /// Hands `pending` back when it is not this producer's: another producer (owner token or
+    /// epoch; also another segment's) made it, or its slot no longer holds the WRITING state
+    /// it was detached in.
     pub fn resume(&mut self, pending: PendingSlot) -> Result<WriteSlot<'_, 'a>, PendingSlot> {
         // Relaxed: the word was last written by this producer (the CAS that made it WRITING),
         // and nobody else writes a WRITING word; the load only checks the handle's identity.
@@ -1391,6 +1393,7 @@ impl<'a> WriteSlot<'_, 'a> {
         let pending = PendingSlot {
             slot: self.slot,
             state: self.state,
+            token: self.producer.token,
             epoch: self.producer.epoch,
             dropped_oldest: self.dropped_oldest,
         };

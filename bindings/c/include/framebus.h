@@ -498,7 +498,7 @@ fb_status fb_segment_get_info(const struct fb_segment *seg, struct fb_segment_in
  * # Safety
  * `seg` is a live segment handle, `out` is writable.
  */
-fb_status fb_producer_attach(struct fb_segment *seg, struct fb_producer **out);
+fb_status fb_producer_attach(const struct fb_segment *seg, struct fb_producer **out);
 
 /**
  * Detaches the producer (a slot being written is given back unpublished) and frees the
@@ -545,7 +545,8 @@ fb_status fb_producer_abandon(struct fb_producer *p);
  * Copies `len` bytes from `data` into the next slot and publishes it: the one-call form for a
  * callback that already holds a filled buffer (a GStreamer appsink). Waits under Block as
  * `fb_producer_begin` does; `FB_DROPPED` when the policy dropped this frame (`*seq_out` names
- * it). `meta` NULL: a whole frame of the segment's geometry with `payload_len = len`.
+ * it). `meta` NULL: a whole frame of the segment's geometry with `payload_len = len`;
+ * `meta->payload_len` 0 also means `len`, and more than `len` is refused.
  *
  * # Safety
  * `p` is a live producer handle; `data` is readable for `len` bytes; `meta` is NULL or an
@@ -561,7 +562,7 @@ fb_status fb_producer_write(struct fb_producer *p, const uint8_t *data, size_t l
  * # Safety
  * `seg` is a live segment handle, `out` is writable.
  */
-fb_status fb_consumer_register(struct fb_segment *seg, uint32_t kind, struct fb_consumer **out);
+fb_status fb_consumer_register(const struct fb_segment *seg, uint32_t kind, struct fb_consumer **out);
 
 /**
  * Releases every frame the consumer still holds, leaves the consumer table and frees the

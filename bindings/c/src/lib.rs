@@ -641,10 +641,11 @@ pub unsafe extern "C" fn fb_segment_get_info(seg: *const fb_segment, out: *mut f
 /// # Safety
 /// `seg` is a live segment handle, `out` is writable.
 #[no_mangle]
-pub unsafe extern "C" fn fb_producer_attach(seg: *mut fb_segment, out: *mut *mut fb_producer) -> fb_status {
+pub unsafe extern "C" fn fb_producer_attach(seg: *const fb_segment, out: *mut *mut fb_producer) -> fb_status {
     guard(|| {
-        // SAFETY: a live handle or NULL (checked).
-        let seg = unsafe { handle(seg, "seg") }?;
+        // SAFETY: a live handle or NULL (checked); shared, never `&mut`: other threads may use
+        // the same segment handle at the same time.
+        let seg = unsafe { seg.as_ref() }.ok_or_else(|| Failure::arg("seg is NULL"))?;
         if out.is_null() {
             return Err(Failure::arg("out is NULL"));
         }
@@ -769,7 +770,8 @@ pub unsafe extern "C" fn fb_producer_abandon(p: *mut fb_producer) -> fb_status {
 /// Copies `len` bytes from `data` into the next slot and publishes it: the one-call form for a
 /// callback that already holds a filled buffer (a GStreamer appsink). Waits under Block as
 /// `fb_producer_begin` does; `FB_DROPPED` when the policy dropped this frame (`*seq_out` names
-/// it). `meta` NULL: a whole frame of the segment's geometry with `payload_len = len`.
+/// it). `meta` NULL: a whole frame of the segment's geometry with `payload_len = len`;
+/// `meta->payload_len` 0 also means `len`, and more than `len` is refused.
 ///
 /// # Safety
 /// `p` is a live producer handle; `data` is readable for `len` bytes; `meta` is NULL or an
@@ -798,8 +800,14 @@ pub unsafe extern "C" fn fb_producer_write(
             meta.payload_len = len as u64;
         }
         let capacity = p.inner.shared().segment().layout().spec.slot_payload_size;
-        if len as u64 > capacity || meta.payload_len > capacity {
+        if len as u64 > capacity {
             return Err(Failure::arg(format!("{len} bytes do not fit a slot of {capacity} bytes")));
+        }
+        if meta.payload_len > len as u64 {
+            return Err(Failure::arg(format!(
+                "meta.payload_len {} is more than the {len} bytes given: the rest of the slot would be stale; pass payload_len <= len (0 means len)",
+                meta.payload_len
+            )));
         }
         let slot = match p.inner.begin(ms(timeout_ms)) {
             Ok(s) => s,
@@ -835,13 +843,14 @@ pub unsafe extern "C" fn fb_producer_write(
 /// `seg` is a live segment handle, `out` is writable.
 #[no_mangle]
 pub unsafe extern "C" fn fb_consumer_register(
-    seg: *mut fb_segment,
+    seg: *const fb_segment,
     kind: u32,
     out: *mut *mut fb_consumer,
 ) -> fb_status {
     guard(|| {
-        // SAFETY: a live handle or NULL (checked).
-        let seg = unsafe { handle(seg, "seg") }?;
+        // SAFETY: a live handle or NULL (checked); shared, never `&mut`: other threads may use
+        // the same segment handle at the same time.
+        let seg = unsafe { seg.as_ref() }.ok_or_else(|| Failure::arg("seg is NULL"))?;
         if out.is_null() {
             return Err(Failure::arg("out is NULL"));
         }

@@ -491,6 +491,13 @@ fn every_error_is_a_code_with_a_message() -> TestResult {
             FB_ERR_INVALID_ARGUMENT,
             "data is NULL",
         )?;
+        let long = fb_frame_meta { payload_len: 64, ..Default::default() };
+        expect(
+            "payload_len beyond the data",
+            fb_producer_write(p, big.as_ptr(), 16, &long, 0, ptr::null_mut()),
+            FB_ERR_INVALID_ARGUMENT,
+            "stale",
+        )?;
         // Block with no consumer releasing: the second slot fills, the third begin times out.
         expect("write", fb_producer_write(p, big.as_ptr(), 64, ptr::null(), 0, ptr::null_mut()), FB_OK, "")?;
         expect("full under Block", fb_producer_begin(p, 20, &mut slot), FB_TIMED_OUT, "")?;
@@ -552,6 +559,39 @@ fn drop_policies_report_dropped_frames() -> TestResult {
         expect("info", fb_segment_get_info(seg, &mut info), FB_OK, "")?;
         if (slot.seq, info.dropped_newest, info.published, info.next_seq) != (4, 3, 2, 5) {
             return Err(format!("slot {slot:?} info {info:?}"));
+        }
+        fb_consumer_close(w);
+        fb_producer_close(p);
+        fb_segment_close(seg);
+    }
+
+    // DropOldest: a full ring reuses the oldest unclaimed frame's slot and names that frame.
+    let mut spec = fb_spec_default(8, 8, FB_FORMAT_GRAY8, 2);
+    spec.policy = FB_POLICY_DROP_OLDEST;
+    let seg = create(&unique("oldest"), &spec)?;
+    let (mut p, mut w) = (ptr::null_mut(), ptr::null_mut());
+    // SAFETY: live handles and local out parameters.
+    unsafe {
+        expect("attach", fb_producer_attach(seg, &mut p), FB_OK, "")?;
+        expect("register", fb_consumer_register(seg, FB_KIND_WORKER, &mut w), FB_OK, "")?;
+        for _ in 0..2 {
+            expect("write", fb_producer_write(p, buf.as_ptr(), buf.len(), ptr::null(), 0, ptr::null_mut()), FB_OK, "")?;
+        }
+        let mut slot = std::mem::zeroed::<fb_slot>();
+        expect("begin over a full ring", fb_producer_begin(p, 0, &mut slot), FB_OK, "")?;
+        if (slot.seq, slot.dropped, slot.dropped_seq) != (2, 1, 0) {
+            return Err(format!("DropOldest slot {slot:?}: expected seq 2 reusing frame 0"));
+        }
+        expect("publish", fb_producer_publish(p, ptr::null(), ptr::null_mut()), FB_OK, "")?;
+        let mut frame = std::mem::zeroed::<fb_frame>();
+        expect("claim", fb_consumer_claim(w, 0, &mut frame), FB_OK, "")?;
+        if frame.seq != 1 {
+            return Err(format!("the worker got frame {} first; frame 0 was dropped", frame.seq));
+        }
+        let mut info = fb_segment_info::default();
+        expect("info", fb_segment_get_info(seg, &mut info), FB_OK, "")?;
+        if info.dropped_oldest != 1 {
+            return Err(format!("info {info:?}"));
         }
         fb_consumer_close(w);
         fb_producer_close(p);

@@ -8,12 +8,15 @@
 //! `with` block) gives the slot back at once; `frame.array` then raises `framebus.Released`,
 //! and arrays taken before see whatever the producer writes next (copy what you keep).
 //!
-//! Waits (`claim`, `begin`) release the GIL and wake every 100 ms to let Ctrl-C through.
-//! Endpoints are safe to share between threads (each call takes the endpoint's lock without
-//! holding the GIL), though one thread per endpoint is the intended use.
+//! Waits (`claim`, `begin`) release the GIL and wake every 10 ms to let Ctrl-C through. An
+//! endpoint may be shared between threads: a waiting call holds its lock for one 10 ms slice at
+//! a time and steps aside for blocked threads; locks are never waited for while attached to
+//! the interpreter; `Frame.release` never waits at all (the slot goes back at the lock
+//! holder's next step). One thread per endpoint is the fastest use: the pool pattern (claim
+//! in one thread, release in others) returns slots up to one slice late.
 #![deny(unsafe_op_in_unsafe_fn)]
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -41,7 +44,7 @@ create_exception!(_framebus, Released, Error, "The frame, slot or endpoint was r
 create_exception!(_framebus, Timeout, Error, "No free slot came within the timeout (Block policy).");
 
 /// How long a wait sleeps between checks for Ctrl-C.
-const SLICE: Duration = Duration::from_millis(100);
+const SLICE: Duration = Duration::from_millis(10);
 
 fn platform_err(e: PlatformError) -> PyErr {
     let msg = e.to_string();
@@ -71,18 +74,6 @@ fn produce_err(e: ProduceError) -> PyErr {
         ProduceError::Begin(BeginError::Superseded) => Superseded::new_err(msg),
         ProduceError::TimedOut | ProduceError::Begin(BeginError::Full) => Timeout::new_err(msg),
         _ => Error::new_err(msg),
-    }
-}
-
-/// Takes `m`'s lock without ever blocking while attached to the interpreter: a thread that
-/// holds the lock may itself be waiting (detached) for a frame and need the GIL back later.
-fn lock<'a, T: Send>(py: Python<'_>, m: &'a Mutex<T>) -> MutexGuard<'a, T> {
-    loop {
-        match m.try_lock() {
-            Ok(g) => return g,
-            Err(TryLockError::Poisoned(p)) => return p.into_inner(),
-            Err(TryLockError::WouldBlock) => py.detach(|| drop(m.lock())),
-        }
     }
 }
 
@@ -261,7 +252,7 @@ impl Segment {
     fn producer(&self) -> PyResult<Producer> {
         let inner =
             OwnedProducer::attach(self.shared.clone()).map_err(|e: AttachError| Busy::new_err(e.to_string()))?;
-        Ok(Producer { inner: Mutex::new(Some(inner)), orphan: Mutex::new(None) })
+        Ok(Producer { ep: Endpoint::new(inner), orphan: Mutex::new(None) })
     }
     /// Registers a work-queue worker: each frame goes to exactly one worker.
     fn worker(&self) -> PyResult<Consumer> {
@@ -338,26 +329,85 @@ fn remove(name: &str) -> PyResult<()> {
     SharedSegment::remove(name).map_err(platform_err)
 }
 
+/// An endpoint's state shared by its Python object and the frames or slots it handed out.
+struct Endpoint<T> {
+    /// `None` once closed.
+    inner: Mutex<Option<T>>,
+    /// Threads blocked on `inner`: a waiting `claim`/`begin` steps aside for them between
+    /// slices, so that they are not starved by its re-locking.
+    waiting: AtomicUsize,
+    /// Set by `close()` before it takes the lock: a waiting call gives up at its next slice,
+    /// and views of frames and slots stop being handed out.
+    closed: AtomicBool,
+}
+
+impl<T: Send> Endpoint<T> {
+    fn new(inner: T) -> Self {
+        Endpoint { inner: Mutex::new(Some(inner)), waiting: AtomicUsize::new(0), closed: AtomicBool::new(false) }
+    }
+
+    /// Takes the lock without ever blocking while attached to the interpreter: the thread
+    /// holding it may be waiting (detached) for a frame and need the GIL back to finish.
+    fn lock(&self, py: Python<'_>) -> MutexGuard<'_, Option<T>> {
+        loop {
+            match self.inner.try_lock() {
+                Ok(g) => return g,
+                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(TryLockError::WouldBlock) => {
+                    self.waiting.fetch_add(1, Ordering::SeqCst);
+                    py.detach(|| drop(self.inner.lock()));
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+
+    /// Before re-locking for the next slice of a wait: let blocked threads in first.
+    fn step_aside(&self, py: Python<'_>) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            py.detach(|| {
+                for _ in 0..1000 {
+                    if self.waiting.load(Ordering::SeqCst) == 0 {
+                        break;
+                    }
+                    std::thread::yield_now();
+                }
+            });
+        }
+    }
+
+    fn close(&self, py: Python<'_>) {
+        self.closed.store(true, Ordering::SeqCst);
+        let inner = self.lock(py).take();
+        drop(inner);
+    }
+}
+
 /// A worker, subscriber or latest reader.
 #[pyclass(module = "framebus._framebus", frozen)]
 struct Consumer {
-    /// `None` once closed.
-    inner: Mutex<Option<OwnedConsumer>>,
-    /// Frames garbage-collected while another thread held `inner`: released at the next call.
+    ep: Endpoint<OwnedConsumer>,
+    /// Frames released (or garbage-collected) while another thread held the lock: given back
+    /// by whoever takes it next (at the latest, a waiting claim's next slice).
     deferred: Mutex<Vec<(u32, u64)>>,
     kind: ConsumerKind,
     geometry: FrameGeometry,
+    /// Consumer-table entry and its generation (to see, without the lock, that this consumer
+    /// was reclaimed as dead and its frames with it).
+    entry: (u32, u32),
 }
 
 impl Consumer {
     fn register(shared: &Arc<SharedSegment>, kind: ConsumerKind) -> PyResult<Consumer> {
         let inner =
             OwnedConsumer::register(shared.clone(), kind).map_err(|e: RegisterError| Error::new_err(e.to_string()))?;
+        let entry = (inner.consumer().index(), inner.consumer().generation());
         Ok(Consumer {
-            inner: Mutex::new(Some(inner)),
+            ep: Endpoint::new(inner),
             deferred: Mutex::new(Vec::new()),
             kind,
             geometry: shared.segment().layout().spec.geometry,
+            entry,
         })
     }
 
@@ -368,16 +418,29 @@ impl Consumer {
         }
     }
 
-    /// Releases `(slot, gen)` without blocking (called from a Frame's destructor).
+    /// Releases `(slot, gen)` without blocking: now if the lock is free, else by the holder's
+    /// next call. Never raises: a frame of a closed or evicted consumer is already given back.
     fn release_soon(&self, slot: u32, gen: u64) {
-        match self.inner.try_lock() {
+        match self.ep.inner.try_lock() {
             Ok(mut g) => {
                 if let Some(c) = g.as_mut() {
+                    self.release_deferred(c);
                     let _ = c.release(slot, gen);
                 }
             }
-            Err(_) => self.deferred.lock().unwrap_or_else(|p| p.into_inner()).push((slot, gen)),
+            Err(TryLockError::Poisoned(p)) => {
+                if let Some(c) = p.into_inner().as_mut() {
+                    let _ = c.release(slot, gen);
+                }
+            }
+            Err(TryLockError::WouldBlock) => self.deferred.lock().unwrap_or_else(|p| p.into_inner()).push((slot, gen)),
         }
+    }
+
+    /// Still registered as the entry it was: not closed, not reclaimed as dead.
+    fn live(&self, seg: &SharedSegment) -> bool {
+        let st = seg.segment().entry_state(self.entry.0);
+        !self.ep.closed.load(Ordering::SeqCst) && st.status != 0 && st.gen == self.entry.1
     }
 }
 
@@ -390,14 +453,27 @@ impl Consumer {
         let py = slf.py();
         let this = slf.get();
         let deadline = deadline(timeout)?;
-        let mut g = lock(py, &this.inner);
-        let c = g.as_mut().ok_or_else(|| Released::new_err("this consumer is closed"))?;
-        this.release_deferred(c);
         loop {
+            this.ep.step_aside(py);
+            if this.ep.closed.load(Ordering::SeqCst) {
+                return Err(Released::new_err("this consumer is closed"));
+            }
             let wait = slice(deadline).unwrap_or(Duration::ZERO);
-            match py.detach(|| c.claim(wait)) {
-                Ok(f) => return Ok(Some(Frame::new(slf.clone().unbind(), f, this.geometry))),
+            // The lock is held for one slice only: other threads release frames, read
+            // counters or close between slices (and releases never wait for it at all).
+            let r = {
+                let mut g = this.ep.lock(py);
+                let c = g.as_mut().ok_or_else(|| Released::new_err("this consumer is closed"))?;
+                this.release_deferred(c);
+                match py.detach(|| c.claim(wait)) {
+                    Ok(f) => Ok((f, c.shared().clone())),
+                    Err(e) => Err(e),
+                }
+            };
+            match r {
+                Ok((f, seg)) => return Ok(Some(Frame::new(slf.clone().unbind(), seg, f, this.geometry))),
                 Err(WaitError::TimedOut) if wait.is_zero() || slice(deadline).is_none() => return Ok(None),
+                // Between slices, without the lock: a signal handler may close this consumer.
                 Err(WaitError::TimedOut) => py.check_signals()?,
                 Err(WaitError::Claim(e)) => return Err(claim_err(e)),
             }
@@ -407,17 +483,21 @@ impl Consumer {
     /// Frames delivered to this consumer.
     #[getter]
     fn delivered(&self, py: Python<'_>) -> u64 {
-        lock(py, &self.inner).as_ref().map_or(0, |c| c.counts().0)
+        self.ep.lock(py).as_ref().map_or(0, |c| c.counts().0)
     }
     /// Frames this consumer skipped (a subscriber or latest reader that fell behind).
     #[getter]
     fn skipped(&self, py: Python<'_>) -> u64 {
-        lock(py, &self.inner).as_ref().map_or(0, |c| c.counts().1)
+        self.ep.lock(py).as_ref().map_or(0, |c| c.counts().1)
     }
     /// Frames held now.
     #[getter]
     fn held(&self, py: Python<'_>) -> usize {
-        lock(py, &self.inner).as_ref().map_or(0, OwnedConsumer::held)
+        let mut g = self.ep.lock(py);
+        g.as_mut().map_or(0, |c| {
+            self.release_deferred(c);
+            c.held()
+        })
     }
     /// "worker", "subscriber" or "latest".
     #[getter]
@@ -428,10 +508,10 @@ impl Consumer {
             ConsumerKind::Latest => "latest",
         }
     }
-    /// Releases every held frame and leaves the consumer table. Idempotent.
+    /// Releases every held frame and leaves the consumer table; a claim waiting in another
+    /// thread raises `Released`. Idempotent.
     fn close(&self, py: Python<'_>) {
-        let c = lock(py, &self.inner).take();
-        drop(c);
+        self.ep.close(py);
     }
     fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
         slf
@@ -455,29 +535,39 @@ impl Consumer {
 #[pyclass(module = "framebus._framebus", frozen)]
 struct Frame {
     consumer: Py<Consumer>,
+    /// Keeps the mapping alive for as long as any view of this frame exists.
+    seg: Arc<SharedSegment>,
     held: HeldFrame,
     geometry: FrameGeometry,
     released: AtomicBool,
 }
 
 impl Frame {
-    fn new(consumer: Py<Consumer>, held: HeldFrame, seg_geometry: FrameGeometry) -> Frame {
+    fn new(consumer: Py<Consumer>, seg: Arc<SharedSegment>, held: HeldFrame, seg_geometry: FrameGeometry) -> Frame {
         let m = held.meta;
         let geometry = match PixelFormat::from_u32(m.pixel_format) {
             Some(format) if m.width > 0 && m.height > 0 => FrameGeometry::new(m.width, m.height, format),
             _ => seg_geometry,
         };
-        Frame { consumer, held, geometry, released: AtomicBool::new(false) }
+        Frame { consumer, seg, held, geometry, released: AtomicBool::new(false) }
     }
 
     fn len(&self) -> u64 {
         self.held.meta.payload_len.min(self.held.capacity)
     }
 
+    /// The frame is still this consumer's: not released, the consumer neither closed nor
+    /// reclaimed as dead (then the producer may be rewriting the slot).
     fn check(&self) -> PyResult<()> {
         if self.released.load(Ordering::Acquire) {
             return Err(Released::new_err(format!(
                 "frame {} was released: its slot may already hold another frame (copy the array before releasing to keep it)",
+                self.held.seq
+            )));
+        }
+        if !self.consumer.get().live(&self.seg) {
+            return Err(Released::new_err(format!(
+                "frame {} is no longer held: its consumer was closed, or reclaimed as dead (evicted)",
                 self.held.seq
             )));
         }
@@ -503,38 +593,24 @@ impl Frame {
     /// A copy of the frame's bytes.
     fn tobytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
         self.check()?;
-        // SAFETY: the frame is held (checked), so `len` bytes at `ptr` are inside the slot and
-        // no honest producer writes them until release.
+        // SAFETY: `self.seg` keeps the mapping alive, and `len` bytes at `ptr` lie inside the
+        // slot (`len <= capacity`); the frame is still held (checked just above), so no honest
+        // producer writes them.
         let bytes = unsafe { std::slice::from_raw_parts(self.held.ptr, self.len() as usize) };
         Ok(pyo3::types::PyBytes::new(py, bytes))
     }
-    /// Gives the slot back to the producer. Idempotent.
-    fn release(&self, py: Python<'_>) -> PyResult<()> {
-        if self.released.swap(true, Ordering::AcqRel) {
-            return Ok(());
-        }
-        let consumer = self.consumer.get();
-        let mut g = lock(py, &consumer.inner);
-        match g.as_mut() {
-            Some(c) => match c.release(self.held.slot, self.held.gen) {
-                // Evicted / not held: the hold is gone anyway (a consumer reclaimed as dead).
-                Ok(()) | Err(ClaimError::NotHeld) => Ok(()),
-                Err(e) => Err(claim_err(e)),
-            },
-            None => Ok(()), // the consumer was closed: it released everything
+    /// Gives the slot back to the producer (never blocks: if another thread is using the
+    /// consumer, the slot goes back at its next step). Idempotent; never raises.
+    fn release(&self) {
+        if !self.released.swap(true, Ordering::AcqRel) {
+            self.consumer.get().release_soon(self.held.slot, self.held.gen);
         }
     }
     fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
         slf
     }
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        _t: Option<Bound<'_, PyAny>>,
-        _v: Option<Bound<'_, PyAny>>,
-        _tb: Option<Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        self.release(py)
+    fn __exit__(&self, _t: Option<Bound<'_, PyAny>>, _v: Option<Bound<'_, PyAny>>, _tb: Option<Bound<'_, PyAny>>) {
+        self.release();
     }
     /// True once released.
     #[getter]
@@ -615,20 +691,26 @@ impl Frame {
 
 impl Drop for Frame {
     fn drop(&mut self) {
-        if !self.released.swap(true, Ordering::AcqRel) {
-            self.consumer.get().release_soon(self.held.slot, self.held.gen);
-        }
+        self.release();
     }
 }
 
 /// The unique producer of a segment.
 #[pyclass(module = "framebus._framebus", frozen)]
 struct Producer {
-    /// `None` once closed.
-    inner: Mutex<Option<OwnedProducer>>,
+    ep: Endpoint<OwnedProducer>,
     /// A slot whose `Slot` object was garbage-collected unpublished while another thread held
-    /// `inner`: abandoned by the next `begin`.
+    /// the lock: abandoned by the next `begin`.
     orphan: Mutex<Option<u64>>,
+}
+
+impl Producer {
+    /// Abandons the slot of frame `seq` if it is still the one being written.
+    fn abandon_if(p: &mut OwnedProducer, seq: u64) {
+        if p.slot().map(|v| v.seq) == Some(seq) {
+            p.abandon();
+        }
+    }
 }
 
 #[pymethods]
@@ -640,27 +722,37 @@ impl Producer {
     #[pyo3(signature = (timeout=None))]
     fn begin(slf: &Bound<'_, Self>, timeout: Option<f64>) -> PyResult<Option<Slot>> {
         let py = slf.py();
+        let this = slf.get();
         let deadline = deadline(timeout)?;
-        let mut g = lock(py, &slf.get().inner);
-        let p = g.as_mut().ok_or_else(|| Released::new_err("this producer is closed"))?;
-        if let Some(seq) = slf.get().orphan.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            if p.slot().map(|v| v.seq) == Some(seq) {
-                p.abandon();
-            }
-        }
-        let geometry = p.shared().segment().layout().spec.geometry;
-        let frame_size = p.shared().segment().layout().planes.frame_size;
         loop {
+            this.ep.step_aside(py);
+            if this.ep.closed.load(Ordering::SeqCst) {
+                return Err(Released::new_err("this producer is closed"));
+            }
             let wait = slice(deadline).unwrap_or(Duration::ZERO);
-            match py.detach(|| p.begin(wait)) {
-                Ok(v) => {
+            let r = {
+                let mut g = this.ep.lock(py);
+                let p = g.as_mut().ok_or_else(|| Released::new_err("this producer is closed"))?;
+                if let Some(seq) = this.orphan.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    Producer::abandon_if(p, seq);
+                }
+                let layout = *p.shared().segment().layout();
+                match py.detach(|| p.begin(wait)) {
+                    Ok(v) => Ok((v, p.shared().clone(), layout)),
+                    Err(e) => Err(e),
+                }
+            };
+            match r {
+                Ok((v, seg, layout)) => {
                     return Ok(Some(Slot {
                         producer: slf.clone().unbind(),
+                        _mapping: seg,
                         slot: v.slot,
                         seq: v.seq,
                         addr: v.ptr as usize,
-                        frame_size,
-                        geometry,
+                        frame_size: layout.planes.frame_size,
+                        capacity: v.capacity,
+                        geometry: layout.spec.geometry,
                         dropped_seq: v.dropped_seq,
                         done: AtomicBool::new(false),
                     }))
@@ -688,16 +780,16 @@ impl Producer {
         static COPYTO: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
         let copied = Slot::array(&slot).and_then(|dst| COPYTO.import(slf.py(), "numpy", "copyto")?.call1((dst, array)));
         if let Err(e) = copied {
-            slot.get().abandon(slf.py())?;
+            slot.get().abandon(slf.py());
             return Err(e);
         }
         slot.get().publish(slf.py(), capture_ns, pts_ns, flags, None, None).map(Some)
     }
 
-    /// Detaches (a slot being written is given back unpublished). Idempotent.
+    /// Detaches (a slot being written is given back unpublished); a `begin` waiting in
+    /// another thread raises `Released`. Idempotent.
     fn close(&self, py: Python<'_>) {
-        let p = lock(py, &self.inner).take();
-        drop(p);
+        self.ep.close(py);
     }
     fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
         slf
@@ -713,14 +805,18 @@ impl Producer {
     }
 }
 
-/// A slot the producer is filling. `array` is a writable numpy view of the slot (no copy).
+/// A slot the producer is filling. `array` is a writable numpy view of the slot (no copy),
+/// to be filled before `publish()`; do not keep it afterwards.
 #[pyclass(module = "framebus._framebus", frozen)]
 struct Slot {
     producer: Py<Producer>,
+    /// Keeps the mapping alive for as long as any view of this slot exists (only held).
+    _mapping: Arc<SharedSegment>,
     slot: u32,
     seq: u64,
     addr: usize,
     frame_size: u64,
+    capacity: u64,
     geometry: FrameGeometry,
     dropped_seq: Option<u64>,
     done: AtomicBool,
@@ -730,6 +826,12 @@ impl Slot {
     fn check(&self) -> PyResult<()> {
         if self.done.load(Ordering::Acquire) {
             return Err(Released::new_err(format!("slot of frame {} was already published or abandoned", self.seq)));
+        }
+        if self.producer.get().ep.closed.load(Ordering::SeqCst) {
+            return Err(Released::new_err(format!(
+                "slot of frame {} was given back: its producer is closed",
+                self.seq
+            )));
         }
         Ok(())
     }
@@ -777,19 +879,17 @@ impl Slot {
         checksum: Option<u64>,
     ) -> PyResult<u64> {
         let payload_len = payload_len.unwrap_or(self.frame_size);
-        let mut g = lock(py, &self.producer.get().inner);
-        let p = g.as_mut().ok_or_else(|| Released::new_err("the producer is closed (its slot was given back)"))?;
-        if p.slot().map(|v| v.seq) != Some(self.seq) {
-            return Err(Released::new_err(format!("slot of frame {} is not being written any more", self.seq)));
-        }
-        let capacity = p.slot().map_or(0, |v| v.capacity);
-        if payload_len > capacity {
+        if payload_len > self.capacity {
             return Err(PyValueError::new_err(format!(
-                "payload_len {payload_len} exceeds the slot capacity {capacity}"
+                "payload_len {payload_len} exceeds the slot capacity {}",
+                self.capacity
             )));
         }
-        if self.done.swap(true, Ordering::AcqRel) {
-            return Err(Released::new_err(format!("slot of frame {} was already published or abandoned", self.seq)));
+        self.check()?;
+        let mut g = self.producer.get().ep.lock(py);
+        let p = g.as_mut().ok_or_else(|| Released::new_err("the producer is closed (its slot was given back)"))?;
+        if p.slot().map(|v| v.seq) != Some(self.seq) || self.done.swap(true, Ordering::AcqRel) {
+            return Err(Released::new_err(format!("slot of frame {} is not being written any more", self.seq)));
         }
         let meta = FrameMeta {
             capture_ns,
@@ -804,17 +904,12 @@ impl Slot {
         p.publish(meta).map(|x| x.seq).map_err(produce_err)
     }
     /// Gives the slot back unpublished (no sequence number is used). Idempotent.
-    fn abandon(&self, py: Python<'_>) -> PyResult<()> {
-        if self.done.swap(true, Ordering::AcqRel) {
-            return Ok(());
-        }
-        let mut g = lock(py, &self.producer.get().inner);
-        if let Some(p) = g.as_mut() {
-            if p.slot().map(|v| v.seq) == Some(self.seq) {
-                p.abandon();
+    fn abandon(&self, py: Python<'_>) {
+        if !self.done.swap(true, Ordering::AcqRel) {
+            if let Some(p) = self.producer.get().ep.lock(py).as_mut() {
+                Producer::abandon_if(p, self.seq);
             }
         }
-        Ok(())
     }
     fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
         slf
@@ -832,7 +927,8 @@ impl Slot {
             return Ok(());
         }
         if t.is_some() {
-            self.abandon(py)
+            self.abandon(py);
+            Ok(())
         } else {
             self.publish(py, 0, 0, 0, None, None).map(|_| ())
         }
@@ -845,12 +941,10 @@ impl Drop for Slot {
             // Not published: give it back now, or (the producer is in use by another thread)
             // at its next begin.
             let producer = self.producer.get();
-            match producer.inner.try_lock() {
+            match producer.ep.inner.try_lock() {
                 Ok(mut g) => {
                     if let Some(p) = g.as_mut() {
-                        if p.slot().map(|v| v.seq) == Some(self.seq) {
-                            p.abandon();
-                        }
+                        Producer::abandon_if(p, self.seq);
                     }
                 }
                 Err(_) => *producer.orphan.lock().unwrap_or_else(|e| e.into_inner()) = Some(self.seq),

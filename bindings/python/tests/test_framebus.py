@@ -281,3 +281,67 @@ def test_an_array_keeps_its_frame_and_slot_alive_until_it_is_gone():
     del arr
     gc.collect()
     assert worker.held == 0  # the last view went away: the slot went back
+
+
+def test_closing_a_consumer_invalidates_its_frames_but_keeps_their_memory():
+    seg = framebus.create(unique("close"), 8, 8, format="gray8", slots=2)
+    seg.producer().write(np.full((8, 8), 4, np.uint8))
+    with framebus.open(seg.name).worker() as worker:  # the opened Segment object is gone at once
+        frame = worker.claim(timeout=1)
+        img = frame.array
+    # The consumer is closed (its frame went back), but the array's memory is still mapped.
+    assert int(img.sum()) == 4 * 64
+    with pytest.raises(framebus.Released, match="closed"):
+        frame.array
+    with pytest.raises(framebus.Released):
+        frame.tobytes()
+    frame.release()  # idempotent, and never raises
+
+
+def test_other_threads_release_frames_while_a_claim_waits():
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = 300
+    seg = framebus.create(unique("pool"), 16, 16, format="gray8", slots=3)
+    producer, worker = seg.producer(), seg.worker()
+    feeder = threading.Thread(target=lambda: [producer.write(np.full((16, 16), i % 256, np.uint8), timeout=20) for i in range(n)])
+    feeder.start()
+    seen = []
+
+    def process(frame):
+        with frame:  # released from a pool thread while the main thread waits in claim()
+            assert int(frame.array[0, 0]) == frame.seq % 256
+            seen.append(frame.seq)
+
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(n):
+            frame = worker.claim(timeout=20)
+            assert frame is not None, f"stalled after {len(seen)} frames"
+            pool.submit(process, frame)
+    feeder.join(20)
+    assert sorted(seen) == list(range(n))
+
+
+def test_a_signal_handler_can_close_a_consumer_that_is_waiting():
+    seg = framebus.create(unique("signal"), 8, 8, format="gray8", slots=2)
+    worker = seg.worker()
+    old = signal.signal(signal.SIGALRM, lambda *_: worker.close())
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(framebus.Released, match="closed"):
+            worker.claim()  # no timeout: only the handler's close() ends it
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_a_slot_dropped_unpublished_is_given_back():
+    seg = framebus.create(unique("orphan"), 8, 8, format="gray8", slots=1)
+    producer = seg.producer()
+    slot = producer.begin(timeout=1)
+    view = slot.array
+    del slot, view
+    gc.collect()
+    with producer.begin(timeout=1) as again:  # the only slot came back
+        again.array[:] = 1
+    assert seg.stats()["published"] == 1 and seg.stats()["next_seq"] == 1

@@ -118,7 +118,7 @@ impl OwnedProducer {
     }
 
     /// The core producer (epoch, next sequence number, `has_space`).
-    pub fn producer(&self) -> &Producer<'static> {
+    pub fn producer(&self) -> &Producer<'_> {
         &self.producer
     }
 
@@ -251,7 +251,7 @@ impl OwnedConsumer {
     }
 
     /// The core consumer (kind, index, counts).
-    pub fn consumer(&self) -> &Consumer<'static> {
+    pub fn consumer(&self) -> &Consumer<'_> {
         self.consumer.as_ref().expect("present until drop")
     }
 
