@@ -22,6 +22,9 @@ pub fn ci(args: &[String]) -> Result<(), String> {
             .map(|_| None)
         }),
         ("test", || {
+            // `cargo test` builds framebus-c's rlib only; its tests link C programs against the
+            // static and shared libraries, which this build makes.
+            run(cmd("cargo", &["build", "-q", "-p", "framebus-c", "--profile", "checked"]))?;
             let mut c = cmd("cargo", &["test", "--workspace", "--profile", "checked"]);
             c.env("FRAMEBUS_STRESS_FRAMES", CI_STRESS_FRAMES);
             run(c).map(|_| None)
