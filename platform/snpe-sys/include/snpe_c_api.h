@@ -35,6 +35,7 @@ typedef void* Snpe_RuntimeList_Handle_t;
 typedef void* Snpe_TensorShape_Handle_t;
 typedef void* Snpe_StringList_Handle_t;
 typedef void* Snpe_DlVersion_Handle_t;
+typedef void* Snpe_UserMemoryMap_Handle_t;
 
 /* ---- DlEnums.h -------------------------------------------------------------------------- */
 typedef enum {
@@ -105,7 +106,27 @@ SNPE_API Snpe_ErrorCode_t Snpe_SNPE_ExecuteUserBuffers(Snpe_SNPE_Handle_t snpeHa
                                                       Snpe_UserBufferMap_Handle_t inputHandle,
                                                       Snpe_UserBufferMap_Handle_t outputHandle);
 
+/* Registers client memory-mapped buffers (ION / dma-buf / shared memory given by fd and
+ * offset) once, so that later executions with user buffers at those addresses need no copy
+ * into runtime memory. */
+SNPE_API Snpe_ErrorCode_t Snpe_SNPE_RegisterUserMemoryMappedBuffers(Snpe_SNPE_Handle_t snpeHandle,
+                                                                   Snpe_UserMemoryMap_Handle_t bufferMapHandle);
+SNPE_API Snpe_ErrorCode_t Snpe_SNPE_DeregisterUserMemoryMappedBuffers(Snpe_SNPE_Handle_t snpeHandle,
+                                                                     Snpe_StringList_Handle_t bufferNamesHandle);
+
+/* ---- UserMemoryMap.h -------------------------------------------------------------------- */
+SNPE_API Snpe_UserMemoryMap_Handle_t Snpe_UserMemoryMap_Create(void);
+SNPE_API Snpe_ErrorCode_t Snpe_UserMemoryMap_Delete(Snpe_UserMemoryMap_Handle_t handle);
+/* `address` + `offset` is the tensor's memory; `address` is the start of a block of
+ * `totalAllocatedSize` bytes that `fd` maps from its offset 0. Several entries per name. */
+SNPE_API Snpe_ErrorCode_t Snpe_UserMemoryMap_AddFdOffset(Snpe_UserMemoryMap_Handle_t handle, const char* name,
+                                                        void* address, size_t totalAllocatedSize, int32_t fd,
+                                                        uint64_t offset);
+SNPE_API size_t Snpe_UserMemoryMap_Size(Snpe_UserMemoryMap_Handle_t handle);
+
 /* ---- StringList.h ----------------------------------------------------------------------- */
+SNPE_API Snpe_StringList_Handle_t Snpe_StringList_Create(void);
+SNPE_API Snpe_ErrorCode_t Snpe_StringList_Append(Snpe_StringList_Handle_t stringListHandle, const char* string);
 SNPE_API size_t Snpe_StringList_Size(Snpe_StringList_Handle_t stringListHandle);
 SNPE_API const char* Snpe_StringList_At(Snpe_StringList_Handle_t stringListHandle, size_t idx);
 SNPE_API Snpe_ErrorCode_t Snpe_StringList_Delete(Snpe_StringList_Handle_t stringListHandle);

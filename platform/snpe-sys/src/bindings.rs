@@ -12,6 +12,7 @@ pub type Snpe_RuntimeList_Handle_t = *mut ::std::os::raw::c_void;
 pub type Snpe_TensorShape_Handle_t = *mut ::std::os::raw::c_void;
 pub type Snpe_StringList_Handle_t = *mut ::std::os::raw::c_void;
 pub type Snpe_DlVersion_Handle_t = *mut ::std::os::raw::c_void;
+pub type Snpe_UserMemoryMap_Handle_t = *mut ::std::os::raw::c_void;
 impl Snpe_Runtime_t {
     pub const SNPE_RUNTIME_CPU: Snpe_Runtime_t = Snpe_Runtime_t::SNPE_RUNTIME_CPU_FLOAT32;
 }
@@ -122,6 +123,46 @@ unsafe extern "C" {
         snpeHandle: Snpe_SNPE_Handle_t,
         inputHandle: Snpe_UserBufferMap_Handle_t,
         outputHandle: Snpe_UserBufferMap_Handle_t,
+    ) -> Snpe_ErrorCode_t;
+}
+unsafe extern "C" {
+    pub fn Snpe_SNPE_RegisterUserMemoryMappedBuffers(
+        snpeHandle: Snpe_SNPE_Handle_t,
+        bufferMapHandle: Snpe_UserMemoryMap_Handle_t,
+    ) -> Snpe_ErrorCode_t;
+}
+unsafe extern "C" {
+    pub fn Snpe_SNPE_DeregisterUserMemoryMappedBuffers(
+        snpeHandle: Snpe_SNPE_Handle_t,
+        bufferNamesHandle: Snpe_StringList_Handle_t,
+    ) -> Snpe_ErrorCode_t;
+}
+unsafe extern "C" {
+    pub fn Snpe_UserMemoryMap_Create() -> Snpe_UserMemoryMap_Handle_t;
+}
+unsafe extern "C" {
+    pub fn Snpe_UserMemoryMap_Delete(handle: Snpe_UserMemoryMap_Handle_t) -> Snpe_ErrorCode_t;
+}
+unsafe extern "C" {
+    pub fn Snpe_UserMemoryMap_AddFdOffset(
+        handle: Snpe_UserMemoryMap_Handle_t,
+        name: *const ::std::os::raw::c_char,
+        address: *mut ::std::os::raw::c_void,
+        totalAllocatedSize: usize,
+        fd: i32,
+        offset: u64,
+    ) -> Snpe_ErrorCode_t;
+}
+unsafe extern "C" {
+    pub fn Snpe_UserMemoryMap_Size(handle: Snpe_UserMemoryMap_Handle_t) -> usize;
+}
+unsafe extern "C" {
+    pub fn Snpe_StringList_Create() -> Snpe_StringList_Handle_t;
+}
+unsafe extern "C" {
+    pub fn Snpe_StringList_Append(
+        stringListHandle: Snpe_StringList_Handle_t,
+        string: *const ::std::os::raw::c_char,
     ) -> Snpe_ErrorCode_t;
 }
 unsafe extern "C" {

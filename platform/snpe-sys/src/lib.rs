@@ -27,4 +27,9 @@ extern "C" {
     /// bytes, then the length): the value `Snpe_SNPE_ExecuteUserBuffers` puts in the first 8
     /// bytes of `result`. Stub only; exported so callers can check it against their own.
     pub fn framebus_stub_checksum(p: *const u8, n: usize) -> u64;
+
+    /// How many executions of `snpe` read a registered input buffer through the stub's own
+    /// mapping of its fd (each verified against the caller's bytes), and how many read an
+    /// unregistered address (a real runtime would copy those into its own memory). Stub only.
+    pub fn framebus_stub_run_counts(snpe: Snpe_SNPE_Handle_t, registered: *mut u64, unregistered: *mut u64);
 }

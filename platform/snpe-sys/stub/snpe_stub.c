@@ -22,6 +22,14 @@
  *     shared <path of a file of at least 64 bytes>      (optional: without it k counts this
  *                                                        process's instances only; POSIX)
  * Input is H x W x C uint8, packed, channels in B, G, R order (luminance weights assume it).
+ *
+ * Registered buffers (Snpe_UserMemoryMap_AddFdOffset + Snpe_SNPE_RegisterUserMemoryMappedBuffers)
+ * are verified honestly: at registration the stub maps each (fd, offset) itself, read-only, as
+ * an accelerator maps a dma-buf through its own MMU; an execution whose input address is a
+ * registered one computes the model on the stub's own mapping and fails unless the checksum of
+ * those bytes equals the checksum of the bytes at the caller's address -- so a pass proves the
+ * runtime read the caller's buffer through the fd, without a copy. framebus_stub_run_counts()
+ * (a stub extension) says how many executions took the registered path. POSIX only.
  * The output tensor "result" is 80 bytes, little-endian: u64 checksum, u32 changed cells,
  * u32 mean luminance, 64 bytes of grid (row-major, 8x8).
  */
@@ -49,6 +57,8 @@
 #define MAX_DIMS 8
 #define MAX_BUFFERS 8
 #define MAX_RUNTIMES 8
+#define MAX_REGISTERED 64
+#define MAX_STRINGS 8
 
 /* ---- last error ------------------------------------------------------------------------ */
 
@@ -131,6 +141,28 @@ typedef struct {
 } Builder;
 
 typedef struct {
+    char name[64];
+    void* address;
+    size_t total;
+    int32_t fd;
+    uint64_t offset;
+} MemoryEntry;
+
+typedef struct {
+    uint32_t magic;
+    MemoryEntry entries[MAX_REGISTERED];
+    size_t len;
+} MemoryMap;
+
+/* A registered buffer: the caller's address for it, and the stub's own mapping of its fd. */
+typedef struct {
+    char name[64];
+    const uint8_t* user; /* address + offset: what the caller will set as the buffer address */
+    uint8_t* own;        /* the stub's mapping (page-aligned), `delta` bytes before the buffer */
+    size_t own_len, delta, len;
+} Registration;
+
+typedef struct {
     uint32_t magic;
     Container model;
     Snpe_Runtime_t runtime;
@@ -138,6 +170,9 @@ typedef struct {
     uint64_t rng;
     int has_previous;
     uint8_t previous[GRID * GRID];
+    Registration reg[MAX_REGISTERED];
+    size_t nreg;
+    uint64_t registered_runs, unregistered_runs;
 } Network;
 
 typedef struct {
@@ -173,9 +208,11 @@ typedef struct {
 
 typedef struct {
     uint32_t magic;
-    char names[2][64];
+    char names[MAX_STRINGS][64];
     size_t len;
 } StringList;
+
+
 
 enum {
     MAGIC_CONTAINER = 0x444c4331,
@@ -188,6 +225,7 @@ enum {
     MAGIC_MAP = 0x4d415031,
     MAGIC_STRINGS = 0x53544c31,
     MAGIC_VERSION = 0x56455231,
+    MAGIC_MEMMAP = 0x554d4d31,
     MAGIC_DEAD = 0xdeaddead
 };
 
@@ -345,8 +383,16 @@ Snpe_SNPE_Handle_t Snpe_SNPEBuilder_Build(Snpe_SNPEBuilder_Handle_t h) {
 
 /* ---- SNPE ----------------------------------------------------------------------------- */
 
+static void unregister_at(Network* n, size_t i) {
+#ifndef _WIN32
+    munmap(n->reg[i].own, n->reg[i].own_len);
+#endif
+    n->reg[i] = n->reg[--n->nreg];
+}
+
 Snpe_ErrorCode_t Snpe_SNPE_Delete(Snpe_SNPE_Handle_t h) {
     CHECK(h, Network, MAGIC_NETWORK)
+    while (self->nreg) unregister_at(self, 0);
 #ifndef _WIN32
     if (self->counters != local_counters) munmap(self->counters, sizeof(int64_t) * MAX_RUNTIMES);
 #endif
@@ -385,6 +431,114 @@ const char* Snpe_StringList_At(Snpe_StringList_Handle_t h, size_t idx) {
 }
 
 Snpe_ErrorCode_t Snpe_StringList_Delete(Snpe_StringList_Handle_t h) { DELETE(h, StringList, MAGIC_STRINGS) }
+
+Snpe_StringList_Handle_t Snpe_StringList_Create(void) { return make(sizeof(StringList), MAGIC_STRINGS); }
+
+Snpe_ErrorCode_t Snpe_StringList_Append(Snpe_StringList_Handle_t h, const char* string) {
+    CHECK(h, StringList, MAGIC_STRINGS)
+    if (!string || strlen(string) >= 64)
+        return fail(SNPE_ERRORCODE_CAPI_BAD_ARGUMENT, "Snpe_StringList_Append: null or over-long string%s", NULL);
+    if (self->len == MAX_STRINGS)
+        return fail(SNPE_ERRORCODE_CAPI_BAD_ALLOC, "Snpe_StringList_Append: the stub holds at most 8 strings%s", NULL);
+    strcpy(self->names[self->len++], string);
+    return SNPE_SUCCESS;
+}
+
+/* ---- UserMemoryMap and registration ---------------------------------------------------- */
+
+Snpe_UserMemoryMap_Handle_t Snpe_UserMemoryMap_Create(void) { return make(sizeof(MemoryMap), MAGIC_MEMMAP); }
+
+Snpe_ErrorCode_t Snpe_UserMemoryMap_Delete(Snpe_UserMemoryMap_Handle_t h) { DELETE(h, MemoryMap, MAGIC_MEMMAP) }
+
+Snpe_ErrorCode_t Snpe_UserMemoryMap_AddFdOffset(Snpe_UserMemoryMap_Handle_t h, const char* name, void* address,
+                                                size_t totalAllocatedSize, int32_t fd, uint64_t offset) {
+    CHECK(h, MemoryMap, MAGIC_MEMMAP)
+    if (!name || strlen(name) >= 64 || !address)
+        return fail(SNPE_ERRORCODE_CAPI_BAD_ARGUMENT, "Snpe_UserMemoryMap_AddFdOffset: null name or address%s", NULL);
+    if (self->len == MAX_REGISTERED)
+        return fail(SNPE_ERRORCODE_CAPI_BAD_ALLOC, "Snpe_UserMemoryMap_AddFdOffset: the stub holds at most 64 entries%s", NULL);
+    MemoryEntry* e = &self->entries[self->len++];
+    strcpy(e->name, name);
+    e->address = address;
+    e->total = totalAllocatedSize;
+    e->fd = fd;
+    e->offset = offset;
+    return SNPE_SUCCESS;
+}
+
+size_t Snpe_UserMemoryMap_Size(Snpe_UserMemoryMap_Handle_t h) {
+    MemoryMap* m = (MemoryMap*)h;
+    return m && m->magic == MAGIC_MEMMAP ? m->len : 0;
+}
+
+/* Maps every entry's (fd, offset) read-only, as the accelerator would, after checking that the
+ * fd really holds `len` bytes there. Nothing is registered unless every entry is valid. */
+Snpe_ErrorCode_t Snpe_SNPE_RegisterUserMemoryMappedBuffers(Snpe_SNPE_Handle_t h, Snpe_UserMemoryMap_Handle_t map) {
+    CHECK(h, Network, MAGIC_NETWORK)
+    MemoryMap* m = (MemoryMap*)map;
+    if (!m || m->magic != MAGIC_MEMMAP)
+        return fail(SNPE_ERRORCODE_CAPI_BAD_HANDLE, "Snpe_SNPE_RegisterUserMemoryMappedBuffers: bad memory map%s", NULL);
+#ifdef _WIN32
+    return fail(SNPE_ERRORCODE_HOST_RUNTIME_TARGET_UNAVAILABLE,
+                "the stub verifies registered buffers by mapping their fd, which needs POSIX mmap%s", NULL);
+#else
+    if (self->nreg + m->len > MAX_REGISTERED)
+        return fail(SNPE_ERRORCODE_CAPI_BAD_ALLOC, "the stub registers at most 64 buffers per network%s", NULL);
+    size_t frame = self->model.height * self->model.width * self->model.channels;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t first = self->nreg;
+    for (size_t i = 0; i < m->len; i++) {
+        const MemoryEntry* e = &m->entries[i];
+        size_t len = strcmp(e->name, "data") == 0 ? frame : (e->total > e->offset ? e->total - e->offset : 0);
+        struct stat st;
+        const char* why = NULL;
+        if (e->fd < 0)
+            why = "fd -1 (FastRPC-allocated memory) cannot be verified by the stub: pass the buffer's fd";
+        else if (fstat(e->fd, &st) != 0)
+            why = "the fd is not open in this process";
+        else if (e->offset + len > e->total || (uint64_t)st.st_size < e->offset + len)
+            why = "offset + tensor size runs past totalAllocatedSize or past the end of the fd";
+        uint8_t* own = NULL;
+        size_t delta = (size_t)(e->offset % page);
+        if (!why) {
+            own = (uint8_t*)mmap(NULL, len + delta, PROT_READ, MAP_SHARED, e->fd, (off_t)(e->offset - delta));
+            if (own == MAP_FAILED) why = "mmap of the fd failed";
+        }
+        if (why) {
+            while (self->nreg > first) unregister_at(self, self->nreg - 1);
+            return fail(SNPE_ERRORCODE_DLSYSTEM_BUFFER_INVALID_PARAM, "Snpe_SNPE_RegisterUserMemoryMappedBuffers: %s", why);
+        }
+        Registration* r = &self->reg[self->nreg++];
+        strcpy(r->name, e->name);
+        r->user = (const uint8_t*)e->address + e->offset;
+        r->own = own;
+        r->own_len = len + delta;
+        r->delta = delta;
+        r->len = len;
+    }
+    return SNPE_SUCCESS;
+#endif
+}
+
+Snpe_ErrorCode_t Snpe_SNPE_DeregisterUserMemoryMappedBuffers(Snpe_SNPE_Handle_t h, Snpe_StringList_Handle_t names) {
+    CHECK(h, Network, MAGIC_NETWORK)
+    StringList* l = (StringList*)names;
+    if (!l || l->magic != MAGIC_STRINGS)
+        return fail(SNPE_ERRORCODE_CAPI_BAD_HANDLE, "Snpe_SNPE_DeregisterUserMemoryMappedBuffers: bad string list%s", NULL);
+    for (size_t k = 0; k < l->len; k++)
+        for (size_t i = self->nreg; i-- > 0;)
+            if (strcmp(self->reg[i].name, l->names[k]) == 0) unregister_at(self, i);
+    return SNPE_SUCCESS;
+}
+
+/* Stub extension: executions that read a registered buffer through the stub's own mapping of
+ * its fd, and executions whose input address was not registered (a real runtime copies those). */
+void framebus_stub_run_counts(Snpe_SNPE_Handle_t h, uint64_t* registered, uint64_t* unregistered) {
+    Network* n = (Network*)h;
+    int ok = n && n->magic == MAGIC_NETWORK;
+    if (registered) *registered = ok ? n->registered_runs : 0;
+    if (unregistered) *unregistered = ok ? n->unregistered_runs : 0;
+}
 
 /* ---- TensorShape, encodings, user buffers, maps --------------------------------------- */
 
@@ -518,8 +672,15 @@ Snpe_ErrorCode_t Snpe_SNPE_ExecuteUserBuffers(Snpe_SNPE_Handle_t h, Snpe_UserBuf
     int rt = (int)self->runtime & (MAX_RUNTIMES - 1);
     __atomic_fetch_add(&self->counters[rt], 1, __ATOMIC_SEQ_CST);
 
-    /* The pixels, in place: the input buffer's address is the caller's memory (a slot). */
+    /* The pixels, in place: the input buffer's address is the caller's memory (a slot). When
+       that address was registered with its fd, read it through the stub's own mapping of the
+       fd instead, as an accelerator reads a registered dma-buf. */
     const uint8_t* px = (const uint8_t*)ib->address;
+    const Registration* via = NULL;
+    for (size_t i = 0; i < self->nreg; i++)
+        if (strcmp(self->reg[i].name, "data") == 0 && self->reg[i].user == px && self->reg[i].len == ib->size)
+            via = &self->reg[i];
+    if (via) px = via->own + via->delta;
     uint64_t cells[GRID * GRID] = {0}, count[GRID * GRID] = {0}, total = 0;
     for (size_t y = 0; y < m->height; y += 2) {
         const uint8_t* r = px + y * row;
@@ -569,6 +730,14 @@ Snpe_ErrorCode_t Snpe_SNPE_ExecuteUserBuffers(Snpe_SNPE_Handle_t h, Snpe_UserBuf
     /* The checksum last, over the whole buffer: if anyone wrote the input while the call was
        running (the slot must stay untouched while it is held), the result shows it. */
     uint64_t sum = framebus_stub_checksum(px, ib->size);
+    if (via) {
+        if (framebus_stub_checksum((const uint8_t*)ib->address, ib->size) != sum)
+            return fail(SNPE_ERRORCODE_NETWORK_EXECUTION_FAILED,
+                        "the registered fd/offset do not hold the bytes at the user buffer's address%s", NULL);
+        self->registered_runs++;
+    } else {
+        self->unregistered_runs++;
+    }
     uint8_t* o = (uint8_t*)ob->address;
     put_u64(o, sum);
     put_u32(o + 8, changed);

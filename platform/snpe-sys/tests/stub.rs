@@ -196,3 +196,102 @@ fn the_runtime_enum_has_the_sdk_values() {
     let v = unsafe { CStr::from_ptr(Snpe_DlVersion_ToString(Snpe_Util_GetLibraryVersion())) };
     assert!(v.to_str().unwrap().contains("not the Qualcomm SDK"));
 }
+
+/// Executions that took the registered path and those that did not.
+fn counts(n: &Net) -> (u64, u64) {
+    let (mut r, mut u) = (0, 0);
+    // SAFETY: a live network handle and two local outputs.
+    unsafe { framebus_stub_run_counts(n.snpe, &mut r, &mut u) };
+    (r, u)
+}
+
+/// Registers `(fd, offset)` of each entry under "data" for `n`; the code and message.
+fn register(n: &Net, base: *mut u8, total: usize, fd: i32, offsets: &[u64]) -> Result<(), (u32, String)> {
+    // SAFETY: the map is created, filled and deleted here; the addresses are only recorded.
+    unsafe {
+        let map = Snpe_UserMemoryMap_Create();
+        assert!(!map.is_null());
+        for &off in offsets {
+            let st = Snpe_UserMemoryMap_AddFdOffset(map, c"data".as_ptr(), base.cast(), total, fd, off);
+            assert_eq!(st, Snpe_ErrorCode_t::SNPE_SUCCESS);
+        }
+        assert_eq!(Snpe_UserMemoryMap_Size(map), offsets.len());
+        let st = Snpe_SNPE_RegisterUserMemoryMappedBuffers(n.snpe, map);
+        Snpe_UserMemoryMap_Delete(map);
+        if st == Snpe_ErrorCode_t::SNPE_SUCCESS {
+            Ok(())
+        } else {
+            Err(last_error())
+        }
+    }
+}
+
+#[test]
+fn registered_fd_buffers_are_read_through_the_runtimes_own_mapping_and_verified() {
+    use std::os::fd::AsRawFd;
+    const SLOT: usize = (H * W * 3).div_ceil(4096) * 4096;
+    let path = std::env::temp_dir().join(format!("snpe-stub-{}-slots", std::process::id()));
+    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+    file.set_len((3 * SLOT) as u64).unwrap();
+    // SAFETY: a private temporary file only this test maps and writes.
+    let mut mem = unsafe { memmap2::MmapMut::map_mut(&file) }.unwrap();
+    for (k, slot) in mem.chunks_mut(SLOT).enumerate() {
+        slot.iter_mut().enumerate().for_each(|(i, b)| *b = ((i * 7 + k * 31) % 251) as u8);
+    }
+    let base = mem.as_mut_ptr();
+    let fd = file.as_raw_fd();
+    let offsets: Vec<u64> = (0..3).map(|k| (k * SLOT) as u64).collect();
+    // SAFETY: every slot lies inside the live mapping.
+    let slot = |k: usize| unsafe { base.add(k * SLOT) };
+
+    let mut net = build("registered", &mut mem[..H * W * 3]);
+    register(&net, base, 3 * SLOT, fd, &offsets).unwrap();
+    for k in 0..3 {
+        let (sum, ..) = run(&mut net, slot(k)).unwrap();
+        assert_eq!(sum, reference_checksum(&mem[k * SLOT..k * SLOT + H * W * 3]), "slot {k}");
+    }
+    assert_eq!(counts(&net), (3, 0), "every run on a registered slot went through the fd");
+    // The runtime's mapping and the caller's are the same pages: a write is seen at once.
+    mem[SLOT + 100] ^= 0x5a;
+    assert_eq!(run(&mut net, slot(1)).unwrap().0, reference_checksum(&mem[SLOT..SLOT + H * W * 3]));
+    // An address that was not registered still runs (a real runtime would copy it).
+    let mut heap = vec![9u8; H * W * 3];
+    run(&mut net, heap.as_mut_ptr()).unwrap();
+    assert_eq!(counts(&net), (4, 1));
+    // Deregistered: back to the plain path.
+    // SAFETY: a list created, filled and deleted here; the network handle is live.
+    unsafe {
+        let names = Snpe_StringList_Create();
+        assert_eq!(Snpe_StringList_Append(names, c"data".as_ptr()), Snpe_ErrorCode_t::SNPE_SUCCESS);
+        assert_eq!(Snpe_SNPE_DeregisterUserMemoryMappedBuffers(net.snpe, names), Snpe_ErrorCode_t::SNPE_SUCCESS);
+        Snpe_StringList_Delete(names);
+    }
+    run(&mut net, slot(0)).unwrap();
+    assert_eq!(counts(&net), (4, 2));
+
+    // A registration whose (fd, offset) is not the buffer at that address is caught: slot 0's
+    // address registered with slot 2's offset (the "base" is shifted to make the sum line up).
+    let mut liar = build("liar", &mut heap);
+    let shifted = base.wrapping_sub(2 * SLOT);
+    register(&liar, shifted, 3 * SLOT, fd, &[2 * SLOT as u64]).unwrap();
+    let (code, msg) = run(&mut liar, slot(0)).unwrap_err();
+    assert_eq!(code, Snpe_ErrorCode_t::SNPE_ERRORCODE_NETWORK_EXECUTION_FAILED.0);
+    assert!(msg.contains("do not hold the bytes"), "{msg}");
+
+    // Registrations the stub cannot verify are refused with a reason.
+    let (code, msg) = register(&liar, base, 3 * SLOT, -1, &[0]).unwrap_err();
+    assert_eq!(code, Snpe_ErrorCode_t::SNPE_ERRORCODE_DLSYSTEM_BUFFER_INVALID_PARAM.0);
+    assert!(msg.contains("FastRPC"), "{msg}");
+    let (_, msg) = register(&liar, base, 3 * SLOT, fd, &[3 * SLOT as u64]).unwrap_err();
+    assert!(msg.contains("past"), "{msg}");
+    // SAFETY: handles from `build`, deleted once.
+    unsafe {
+        for n in [&net, &liar] {
+            Snpe_UserBufferMap_Delete(n.inputs);
+            Snpe_UserBufferMap_Delete(n.outputs);
+            assert_eq!(Snpe_SNPE_Delete(n.snpe), Snpe_ErrorCode_t::SNPE_SUCCESS);
+        }
+    }
+    drop(mem);
+    let _ = std::fs::remove_file(path);
+}
