@@ -88,6 +88,10 @@ enum Command {
         /// worker-side work around each call, % of the call
         #[arg(long, default_value_t = 0.0)]
         overhead: f64,
+        /// do not register the slots with the runtime by (fd, offset); only move the buffer
+        /// address per frame (the path for runtimes or platforms without fd import)
+        #[arg(long)]
+        no_register: bool,
         /// write the report (JSON) here instead of stdout
         #[arg(long)]
         report: Option<PathBuf>,
@@ -194,9 +198,17 @@ fn main() -> ExitCode {
             let a = sim::producer::ProducerArgs { segment, events, create, video, fps, frames, max_speed };
             sim::producer::run(&a).and_then(|r| emit(&r, report.as_deref()))
         }),
-        Command::Worker { segment, results, index, dlc, profile, overhead, report } => {
+        Command::Worker { segment, results, index, dlc, profile, overhead, no_register, report } => {
             sim::profile::Profile::parse(&profile).map_err(Into::into).and_then(|profile| {
-                let a = sim::worker::WorkerArgs { segment, results, index, dlc, profile, overhead_pct: overhead };
+                let a = sim::worker::WorkerArgs {
+                    segment,
+                    results,
+                    index,
+                    dlc,
+                    profile,
+                    overhead_pct: overhead,
+                    register: !no_register && cfg!(target_os = "linux"),
+                };
                 sim::worker::run(&a).and_then(|r| emit(&r, report.as_deref()))
             })
         }

@@ -289,7 +289,7 @@ impl From<PlatformError> for Failure {
             PlatformError::PermissionDenied { .. } => FB_ERR_PERMISSION,
             PlatformError::NoSpace { .. } => FB_ERR_NO_SPACE,
             PlatformError::Header { .. } => FB_ERR_BAD_SEGMENT,
-            PlatformError::Unsupported { .. } => FB_ERR_UNSUPPORTED,
+            PlatformError::Unsupported { .. } | PlatformError::DeviceMissing { .. } => FB_ERR_UNSUPPORTED,
             _ => FB_ERR_IO,
         };
         Failure(code, e.to_string())

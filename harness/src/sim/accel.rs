@@ -105,6 +105,8 @@ pub struct Accelerator {
     outputs: s::Snpe_UserBufferMap_Handle_t,
     out: Box<[u8; snpe_sys::STUB_OUTPUT_BYTES]>,
     frame_bytes: usize,
+    /// Buffers registered with `Snpe_SNPE_RegisterUserMemoryMappedBuffers` (deregistered on drop).
+    registered: bool,
 }
 
 impl Accelerator {
@@ -143,6 +145,7 @@ impl Accelerator {
             outputs: std::ptr::null_mut(),
             out: Box::new([0; snpe_sys::STUB_OUTPUT_BYTES]),
             frame_bytes: height * width * channels,
+            registered: false,
         };
         // SAFETY: every handle passed below was just returned non-null by the library (checked
         // by `handle`), and `a`'s Drop deletes each exactly once; `path` outlives the call.
@@ -198,6 +201,51 @@ impl Accelerator {
         self.frame_bytes
     }
 
+    /// Registers input buffers by `(fd, offset)` once, as an accelerator imports dma-bufs or
+    /// ION buffers: the block `base .. base + total` is what `fd` maps from its offset 0, and
+    /// each of `offsets` is one frame-sized input buffer in it (a slot). After this, [`run`]
+    /// on `base + offset` reads through the runtime's registration (the stub: its own mapping
+    /// of `fd`, checked against the caller's bytes on every run).
+    ///
+    /// # Errors
+    /// The failing SNPE call with its code and message (e.g. the fd is not the block's).
+    ///
+    /// [`run`]: Accelerator::run
+    pub fn register(&mut self, base: *mut u8, total: usize, fd: i32, offsets: &[u64]) -> Result<(), AccelError> {
+        // SAFETY: the map is created, filled and deleted here; the runtime records the
+        // addresses and maps `fd` itself, it does not write through `base`.
+        unsafe {
+            let map = handle("Snpe_UserMemoryMap_Create", s::Snpe_UserMemoryMap_Create())?;
+            let mut r = Ok(());
+            for &off in offsets {
+                r = check(
+                    "Snpe_UserMemoryMap_AddFdOffset",
+                    s::Snpe_UserMemoryMap_AddFdOffset(map, c"data".as_ptr(), base.cast(), total, fd, off),
+                );
+                if r.is_err() {
+                    break;
+                }
+            }
+            if r.is_ok() {
+                r = check(
+                    "Snpe_SNPE_RegisterUserMemoryMappedBuffers",
+                    s::Snpe_SNPE_RegisterUserMemoryMappedBuffers(self.snpe, map),
+                );
+            }
+            s::Snpe_UserMemoryMap_Delete(map);
+            r?;
+        }
+        self.registered = true;
+        Ok(())
+    }
+
+    /// Runs that read a registered buffer (verified through the runtime's own mapping) and
+    /// runs on an unregistered address: the stub counts them; `None` with a real SDK.
+    pub fn run_counts(&self) -> Option<(u64, u64)> {
+        // SAFETY: a live network handle (created in `new`).
+        unsafe { s::stub_run_counts(self.snpe) }
+    }
+
     /// Points the input buffer at `frame` and executes the network on it, in place.
     ///
     /// # Errors
@@ -234,6 +282,14 @@ impl Drop for Accelerator {
         // SAFETY: each handle is either null (never created) or live and deleted once here,
         // maps before the buffers they hold, buffers before their shapes and encoding.
         unsafe {
+            if self.registered {
+                let names = s::Snpe_StringList_Create();
+                if !names.is_null() {
+                    s::Snpe_StringList_Append(names, c"data".as_ptr());
+                    s::Snpe_SNPE_DeregisterUserMemoryMappedBuffers(self.snpe, names);
+                    s::Snpe_StringList_Delete(names);
+                }
+            }
             for m in [self.inputs, self.outputs] {
                 if !m.is_null() {
                     s::Snpe_UserBufferMap_Delete(m);

@@ -22,6 +22,25 @@ pub mod worker;
 /// Errors of the roles: a message for the user, already saying what to do.
 pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
+/// Opens the frames segment a role is given: a name, or `unix:PATH` — a socket where the
+/// orchestrator hands out the descriptor of an anonymous (memfd, dma-buf) segment.
+///
+/// # Errors
+/// The segment's open error, or the socket's.
+pub fn open_segment(spec: &str) -> Res<framebus_platform::SharedSegment> {
+    match spec.strip_prefix("unix:") {
+        #[cfg(target_os = "linux")]
+        Some(path) => {
+            let sock = std::os::unix::net::UnixStream::connect(path)
+                .map_err(|e| format!("cannot connect to {path} for the segment's descriptor: {e}"))?;
+            Ok(framebus_platform::SharedSegment::receive_fd(&sock)?)
+        }
+        #[cfg(not(target_os = "linux"))]
+        Some(_) => Err("a segment passed by descriptor needs Linux".into()),
+        None => Ok(framebus_platform::SharedSegment::open(spec)?),
+    }
+}
+
 /// This process's peak resident set (Linux `VmHWM`; 0 where unknown).
 pub fn peak_rss_bytes() -> u64 {
     proc_status_kib("self", "VmHWM:") * 1024

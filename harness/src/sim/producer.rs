@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use framebus_platform::core::segment::{BeginError, FrameMeta, WriteSlot};
 use framebus_platform::core::{FrameGeometry, OverflowPolicy, Pattern, PixelFormat, Producer, Segment, SegmentSpec};
-use framebus_platform::{now_ns, wait, CreateOptions, SharedSegment};
+use framebus_platform::{now_ns, wait, Access, CreateOptions, SharedSegment};
 use serde::{Deserialize, Serialize};
 
 use super::wire::{checksum, DropCause, Event, RECORD_BYTES};
@@ -139,7 +139,7 @@ pub fn run(a: &ProducerArgs) -> Res<ProducerReport> {
     let mut src = Source::open(&a.video)?;
     let info = src.info();
     let frames_seg = match a.create {
-        None => SharedSegment::open(&a.segment)?,
+        None => super::open_segment(&a.segment)?,
         Some(c) => {
             let spec = SegmentSpec::new(FrameGeometry::new(info.width, info.height, c.format), c.slots)
                 .with_policy(c.policy)
@@ -242,7 +242,8 @@ pub fn run(a: &ProducerArgs) -> Res<ProducerReport> {
                 // `capacity() >= frame_bytes` bytes (asserted) inside the live mapping, and no
                 // consumer reads a WRITING slot, so this is the only reference to those bytes.
                 let bytes = unsafe { std::slice::from_raw_parts_mut(slot.as_mut_ptr(), frame_bytes) };
-                decode(&mut src, bytes, g.format)?;
+                // A dma-buf backing brackets the CPU's writes with sync ioctls.
+                frames_seg.cpu_access(Access::Write, || decode(&mut src, bytes, g.format))??;
                 let sum = checksum(bytes);
                 let decode_ns = t.elapsed().as_nanos() as u64;
                 decode_total += t.elapsed();

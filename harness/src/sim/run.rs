@@ -130,11 +130,42 @@ pub struct SimArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Where the frames segment lives: posix (a named /dev/shm object), memfd (anonymous,
+    /// its descriptor passed to each process over a Unix socket), dmabuf (a dma-buf heap,
+    /// /dev/dma_heap/system) or udmabuf (a memfd exported through /dev/udmabuf); the last two
+    /// stop with a clear message where the kernel lacks the device.
+    #[arg(long, value_enum, default_value_t = BackingArg::Posix)]
+    pub backing: BackingArg,
     /// Name the segments NAME (frames), NAME.out (the results in frame order, a broadcast
     /// segment other programs can subscribe to), NAME.ev and NAME.rK [default: sim<pid>].
     /// See examples/python/opencv_overlay.py.
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+}
+
+/// `--backing` values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackingArg {
+    /// a named POSIX shared-memory object
+    #[default]
+    Posix,
+    /// an anonymous memfd passed by descriptor
+    Memfd,
+    /// a dma-buf heap allocation (/dev/dma_heap/system)
+    Dmabuf,
+    /// a memfd exported as a dma-buf through /dev/udmabuf
+    Udmabuf,
+}
+
+impl BackingArg {
+    fn name(self) -> &'static str {
+        match self {
+            BackingArg::Posix => "posix",
+            BackingArg::Memfd => "memfd",
+            BackingArg::Dmabuf => "dmabuf",
+            BackingArg::Udmabuf => "udmabuf",
+        }
+    }
 }
 
 /// `--policy` values.
@@ -225,6 +256,18 @@ pub struct SimReport {
     pub policy: String,
     /// slots in the frames segment
     pub slots: u32,
+    /// where the frames segment's memory comes from (posix, memfd, dmabuf, udmabuf)
+    pub backing: String,
+    /// how the accelerator runtime reads the slots: "registered fd" (every slot registered
+    /// once by fd and offset, as dma-bufs are imported) or "buffer address"
+    pub accelerator_path: String,
+    /// runs that read a registered slot through the runtime's own mapping of the segment's fd,
+    /// each checked against the bytes at the slot's address
+    pub accelerator_registered_runs: u64,
+    /// runs on addresses the runtime did not have registered (a real runtime copies those)
+    pub accelerator_unregistered_runs: u64,
+    /// every run read its slot through the registration, none through a copy
+    pub accelerator_zero_copy: bool,
     /// bytes of the frames segment (all the frame memory there is)
     pub segment_bytes: u64,
     /// worker utilisation: time in the model call / wall time, per worker
@@ -410,6 +453,28 @@ fn interrupted() -> Arc<AtomicBool> {
     .clone()
 }
 
+/// Sends the segment's descriptor to every process that connects to a Unix socket at `path`
+/// (a thread for the rest of the run); returns the `--segment` argument that names it.
+#[cfg(target_os = "linux")]
+fn serve_descriptor(seg: &Arc<SharedSegment>, path: &Path) -> Res<String> {
+    let listener = std::os::unix::net::UnixListener::bind(path)
+        .map_err(|e| format!("cannot listen on {} to pass the segment's descriptor: {e}", path.display()))?;
+    let seg = seg.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            if let Err(e) = seg.send_fd(&stream) {
+                eprintln!("framebus simulate: passing the segment's descriptor failed: {e}");
+            }
+        }
+    });
+    Ok(format!("unix:{}", path.display()))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn serve_descriptor(_: &Arc<SharedSegment>, _: &Path) -> Res<String> {
+    Err("anonymous backings are passed by descriptor, which needs Linux: use --backing posix".into())
+}
+
 /// Runs a simulation and returns its report (also printed, and written as asked).
 ///
 /// # Errors
@@ -434,7 +499,18 @@ pub fn simulate(a: &SimArgs) -> Res<SimReport> {
         .with_policy(p.policy)
         .with_pattern(Pattern::WorkQueue)
         .with_max_consumers(p.workers + 2);
-    let frames_seg = SharedSegment::create(&name, &spec, CreateOptions::default())?;
+    let frames_seg = Arc::new(match a.backing {
+        BackingArg::Posix => SharedSegment::create(&name, &spec, CreateOptions::default())?,
+        BackingArg::Memfd => SharedSegment::create_memfd(&name, &spec)?,
+        BackingArg::Dmabuf => SharedSegment::create_dmabuf("system", &name, &spec)?,
+        BackingArg::Udmabuf => SharedSegment::create_udmabuf(&name, &spec)?,
+    });
+    // An anonymous backing has no name to open: the producer and the workers receive its
+    // descriptor over a Unix socket (`--segment unix:PATH`).
+    let frames_arg = match a.backing {
+        BackingArg::Posix => name.clone(),
+        _ => serve_descriptor(&frames_seg, &dir.0.join("frames.sock"))?,
+    };
     let record =
         |slots| SegmentSpec::new(FrameGeometry::new(RECORD_BYTES, 1, PixelFormat::Raw), slots).with_max_consumers(1);
     let ev_name = format!("{name}.ev");
@@ -481,7 +557,7 @@ pub fn simulate(a: &SimArgs) -> Res<SimReport> {
             "worker",
             &[
                 "--segment".into(),
-                name.clone(),
+                frames_arg.clone(),
                 "--results".into(),
                 r.clone(),
                 "--index".into(),
@@ -500,7 +576,7 @@ pub fn simulate(a: &SimArgs) -> Res<SimReport> {
     }
     let mut producer_args = vec![
         "--segment".into(),
-        name.clone(),
+        frames_arg.clone(),
         "--events".into(),
         ev_name.clone(),
         "--video".into(),
@@ -663,6 +739,13 @@ pub fn simulate(a: &SimArgs) -> Res<SimReport> {
         profile: p.profile.name.clone(),
         policy: format!("{:?}", p.policy),
         slots: p.slots,
+        backing: a.backing.name().to_string(),
+        accelerator_path: if ws.iter().all(|w| w.registered) { "registered fd" } else { "buffer address" }.to_string(),
+        accelerator_registered_runs: ws.iter().map(|w| w.registered_runs).sum(),
+        accelerator_unregistered_runs: ws.iter().map(|w| w.unregistered_runs).sum(),
+        accelerator_zero_copy: ws
+            .iter()
+            .all(|w| w.registered && w.unregistered_runs == 0 && w.registered_runs == w.frames),
         segment_bytes: frames_seg.segment().layout().total_size,
         utilisation: ws.iter().map(|w| w.busy_ms / w.wall_ms.max(1e-9)).collect(),
         frames_per_worker: ws.iter().map(|w| w.frames).collect(),
@@ -722,6 +805,14 @@ pub fn print_table(r: &SimReport) {
     println!(
         "  decode     per frame (producer)        {:.1} ms   (worst lag behind the camera: {:.0} ms)",
         r.decode_ms_mean, r.producer_behind_ms
+    );
+    println!(
+        "  backing    {}; accelerator reads slots by {}: {} runs through the runtime's own mapping of the fd, {} unregistered — {}",
+        r.backing,
+        r.accelerator_path,
+        r.accelerator_registered_runs,
+        r.accelerator_unregistered_runs,
+        if r.accelerator_zero_copy { "zero copy, every run verified against its slot" } else { "NOT zero copy on a real runtime" }
     );
     let util: Vec<String> = r.utilisation.iter().map(|u| format!("{:.0}%", u * 100.0)).collect();
     println!("  workers    utilisation {}   frames {:?}", util.join(" "), r.frames_per_worker);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use framebus_platform::core::segment::FrameMeta;
 use framebus_platform::core::{ConsumerKind, PixelFormat};
 use framebus_platform::wait::WaitError;
-use framebus_platform::{is_alive, now_ns, wait, SharedSegment};
+use framebus_platform::{is_alive, now_ns, wait, Access, SharedSegment};
 use serde::{Deserialize, Serialize};
 
 use super::accel::Accelerator;
@@ -31,6 +31,9 @@ pub struct WorkerArgs {
     pub profile: Profile,
     /// worker-side work around each call (pre/post-processing), % of the call; modelled as time
     pub overhead_pct: f64,
+    /// register every slot with the runtime by (fd, offset) at start (Linux), as an
+    /// accelerator imports a dma-buf; otherwise only the buffer address moves per frame
+    pub register: bool,
 }
 
 /// What the worker reports at exit.
@@ -48,6 +51,30 @@ pub struct WorkerReport {
     pub integrity_failures: u64,
     /// peak resident memory of this process
     pub peak_rss_bytes: u64,
+    /// every slot was registered with the runtime by (fd, offset)
+    pub registered: bool,
+    /// runs that read a registered slot through the runtime's own mapping of the segment's fd,
+    /// each checked against the bytes at the slot's address (stub runtime; 0 with a real SDK)
+    pub registered_runs: u64,
+    /// runs on an address the runtime did not have registered (a real runtime copies those)
+    pub unregistered_runs: u64,
+}
+
+/// Registers every slot of the frames segment with the accelerator by the segment's fd and the
+/// slot's offset, once; from then on a frame is only a buffer address switch.
+#[cfg(target_os = "linux")]
+fn register_slots(frames: &SharedSegment, accel: &mut Accelerator) -> Res<()> {
+    use std::os::fd::AsRawFd;
+    let seg = frames.segment();
+    let layout = seg.layout();
+    let offsets: Vec<u64> = (0..layout.spec.slot_count).map(|k| layout.slot_offset(k)).collect();
+    accel.register(seg.region().base().as_ptr(), layout.total_size as usize, frames.fd().as_raw_fd(), &offsets)?;
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn register_slots(_: &SharedSegment, _: &mut Accelerator) -> Res<()> {
+    Err("registering slots by fd needs Linux: run the worker with --no-register".into())
 }
 
 /// Runs the worker until the producer has gone and the queue is empty.
@@ -55,7 +82,7 @@ pub struct WorkerReport {
 /// # Errors
 /// Segment and accelerator failures, each with what to do.
 pub fn run(a: &WorkerArgs) -> Res<WorkerReport> {
-    let frames_seg = SharedSegment::open(&a.segment)?;
+    let frames_seg = super::open_segment(&a.segment)?;
     let results_seg = SharedSegment::open(&a.results)?;
     let seg = frames_seg.segment();
     let rseg = results_seg.segment();
@@ -74,6 +101,10 @@ pub fn run(a: &WorkerArgs) -> Res<WorkerReport> {
     let mut accel =
         unsafe { Accelerator::new(&a.dlc, a.profile.runtime, g.height as usize, g.width as usize, channels, slot0) }?;
     let mut r = WorkerReport { index: a.index, ..WorkerReport::default() };
+    if a.register {
+        register_slots(&frames_seg, &mut accel)?;
+        r.registered = true;
+    }
     let start = Instant::now();
     let mut seen_producer = false;
     println!("ready");
@@ -104,7 +135,8 @@ pub fn run(a: &WorkerArgs) -> Res<WorkerReport> {
         let t = Instant::now();
         // SAFETY: we hold `frame` (checked by `payload_ptr`), so the producer does not write the
         // slot until we release it, and the slot has a whole frame (`frame_bytes`) in the mapping.
-        let result = unsafe { accel.run(ptr) }?;
+        // A dma-buf backing brackets the runtime's CPU reads with sync ioctls.
+        let result = frames_seg.cpu_access(Access::Read, || unsafe { accel.run(ptr) })??;
         let call = t.elapsed();
         if a.overhead_pct > 0.0 {
             // The CPU work a real worker does around the call (resize, quantise, decode the
@@ -146,6 +178,9 @@ pub fn run(a: &WorkerArgs) -> Res<WorkerReport> {
         outcome.encode(&mut b);
         slot.write(0, &b);
         wait::publish(slot, FrameMeta { payload_len: u64::from(RECORD_BYTES), ..FrameMeta::default() }, &rseg);
+    }
+    if let Some((reg, unreg)) = accel.run_counts() {
+        (r.registered_runs, r.unregistered_runs) = (reg, unreg);
     }
     drop(accel);
     r.wall_ms = start.elapsed().as_secs_f64() * 1e3;

@@ -53,6 +53,16 @@ pub enum Error {
         /// what was asked for
         what: &'static str,
     },
+    /// The kernel lacks the device a backing needs (a dma-buf heap, `/dev/udmabuf`): this
+    /// backing is unsupported on this machine.
+    DeviceMissing {
+        /// the device path that does not exist
+        device: String,
+        /// what it provides
+        what: &'static str,
+        /// what to do
+        fix: &'static str,
+    },
     /// Any other OS error.
     Io {
         /// the name
@@ -81,6 +91,9 @@ impl fmt::Display for Error {
             Self::Spec(e) => write!(f, "invalid segment spec: {e}"),
             Self::Header { name, error } => write!(f, "segment {name:?}: {error}"),
             Self::Unsupported { what } => write!(f, "{what} is not supported on this platform"),
+            Self::DeviceMissing { device, what, fix } => {
+                write!(f, "unsupported here: {device} does not exist, so this kernel offers no {what}; {fix}")
+            }
             Self::Io { name, op, source } => write!(f, "{op} of segment {name:?} failed: {source}"),
         }
     }

@@ -82,6 +82,15 @@ impl Default for CreateOptions {
 /// (a segment being created is unreadable for a moment).
 pub const STALE_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// What the CPU is about to do with a segment's frame memory ([`SharedSegment::cpu_access`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// read it (a consumer)
+    Read,
+    /// write it (a producer)
+    Write,
+}
+
 /// Where a segment's memory comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Backing {
@@ -91,6 +100,10 @@ pub enum Backing {
     Memfd,
     /// A file at a path (a tmpfs or hugetlbfs mount, typically).
     Path(std::path::PathBuf),
+    /// A dma-buf allocated from the heap `/dev/dma_heap/<name>`, shared by passing its fd.
+    DmaBuf(String),
+    /// A memfd also exported as a dma-buf through `/dev/udmabuf`, shared by passing its fd.
+    Udmabuf,
 }
 
 /// A mapped segment: named, memfd or file-backed.
@@ -153,6 +166,58 @@ impl SharedSegment {
         Self::init(label, Backing::Memfd, mem, spec, false)
     }
 
+    /// Allocates a segment from the dma-buf heap `heap` (`/dev/dma_heap/<heap>`, e.g.
+    /// `system`): memory an accelerator imports as it is. Share it with
+    /// [`SharedSegment::send_fd`]; bracket CPU access with [`SharedSegment::cpu_access`].
+    ///
+    /// # Errors
+    /// [`Error::DeviceMissing`] naming the heap device when the kernel has none (then use
+    /// [`SharedSegment::create_memfd`]), [`Error::InvalidName`], [`Error::Spec`],
+    /// [`Error::PermissionDenied`], [`Error::Io`]; [`Error::Unsupported`] off Linux.
+    pub fn create_dmabuf(heap: &str, label: &str, spec: &SegmentSpec) -> Result<Self, Error> {
+        let label = SegmentName::new(label)?.to_string();
+        let layout = Layout::compute(spec).map_err(Error::Spec)?;
+        #[cfg(target_os = "linux")]
+        let mem = os::create_dmabuf(heap, &label, layout.total_size)?;
+        #[cfg(not(target_os = "linux"))]
+        let mem: os::Memory = return Err(Error::Unsupported { what: "dma-buf heap segments (Linux only)" });
+        Self::init(label, Backing::DmaBuf(heap.to_string()), mem, spec, false)
+    }
+
+    /// Creates a memfd segment (as [`SharedSegment::create_memfd`]) and exports it as a
+    /// dma-buf through `/dev/udmabuf`, so an accelerator can import the same pages:
+    /// [`SharedSegment::fd`] is then the dma-buf.
+    ///
+    /// # Errors
+    /// [`Error::DeviceMissing`] naming `/dev/udmabuf` when the kernel lacks it, and as
+    /// [`SharedSegment::create_memfd`].
+    pub fn create_udmabuf(label: &str, spec: &SegmentSpec) -> Result<Self, Error> {
+        let label = SegmentName::new(label)?.to_string();
+        let layout = Layout::compute(spec).map_err(Error::Spec)?;
+        #[cfg(target_os = "linux")]
+        let mem = os::create_udmabuf(&label, layout.total_size)?;
+        #[cfg(not(target_os = "linux"))]
+        let mem: os::Memory = return Err(Error::Unsupported { what: "udmabuf segments (Linux only)" });
+        Self::init(label, Backing::Udmabuf, mem, spec, false)
+    }
+
+    /// Runs `body` — a CPU write (producer) or read (consumer) of frame memory — bracketed by
+    /// `DMA_BUF_IOCTL_SYNC` START and END when the segment is a dma-buf (heap, udmabuf, or one
+    /// received by fd), so that CPU caches and the device agree; other backings just run it.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a sync fails (`body` has run; its result is lost).
+    pub fn cpu_access<R>(&self, access: Access, body: impl FnOnce() -> R) -> Result<R, Error> {
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = self.mem.sync_fd() {
+            return os::dmabuf::bracket(access, &mut |flags| os::dmabuf::sync(fd, flags), body).map_err(|source| {
+                Error::Io { name: self.label.clone(), op: "sync (DMA_BUF_IOCTL_SYNC) the dma-buf of", source }
+            });
+        }
+        let _ = access;
+        Ok(body())
+    }
+
     /// Creates a segment in a new file at `path` (e.g. on a hugetlbfs mount), owner-only by
     /// default, pages reserved.
     ///
@@ -180,7 +245,7 @@ impl SharedSegment {
             Backing::Path(p) => {
                 let _ = std::fs::remove_file(p);
             }
-            Backing::Memfd => {}
+            Backing::Memfd | Backing::DmaBuf(_) | Backing::Udmabuf => {}
         };
         let creator = Creator { id: os::process_token(), created_ns: os::now_ns() };
         // SAFETY: `mem` is a live shared mapping of `mem.len()` bytes, page-aligned (so
@@ -258,6 +323,14 @@ impl SharedSegment {
     pub fn receive_fd(sock: &std::os::unix::net::UnixStream) -> Result<Self, Error> {
         let mem = os::recv_fd(sock)?;
         Self::attach("<received>".into(), Backing::Memfd, mem)
+    }
+
+    #[cfg(target_os = "linux")]
+    /// The descriptor of the segment's memory (the shm object, memfd or file), for runtimes
+    /// that import buffers by `(fd, offset)`: slot `k` is at [`Layout::slot_offset`]`(k)` from
+    /// its start, and the whole mapping is [`Layout::total_size`] bytes. Valid while `self` is.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.mem.fd()
     }
 
     /// True when the segment's memory cannot be shrunk by anyone (a sealed memfd): then no peer
@@ -388,7 +461,7 @@ impl Drop for SharedSegment {
             match &self.backing {
                 Backing::Shm(name) => os::unlink_if_same(name, &self.mem),
                 Backing::Path(path) => os::remove_path_if_same(path, &self.mem),
-                Backing::Memfd => {}
+                Backing::Memfd | Backing::DmaBuf(_) | Backing::Udmabuf => {}
             }
         }
     }

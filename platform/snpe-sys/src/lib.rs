@@ -33,3 +33,23 @@ extern "C" {
     /// unregistered address (a real runtime would copy those into its own memory). Stub only.
     pub fn framebus_stub_run_counts(snpe: Snpe_SNPE_Handle_t, registered: *mut u64, unregistered: *mut u64);
 }
+
+/// The stub's counts of registered and unregistered runs of `snpe` (see
+/// `framebus_stub_run_counts`); `None` with a real SDK, which does not report them.
+///
+/// # Safety
+/// `snpe` is a live network handle.
+pub unsafe fn stub_run_counts(snpe: Snpe_SNPE_Handle_t) -> Option<(u64, u64)> {
+    #[cfg(not(snpe_real_sdk))]
+    {
+        let (mut r, mut u) = (0, 0);
+        // SAFETY: the caller passes a live handle; two local outputs.
+        unsafe { framebus_stub_run_counts(snpe, &mut r, &mut u) };
+        Some((r, u))
+    }
+    #[cfg(snpe_real_sdk)]
+    {
+        let _ = snpe;
+        None
+    }
+}

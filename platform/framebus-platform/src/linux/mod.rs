@@ -13,6 +13,8 @@ use rustix::thread::futex;
 
 use crate::{Error, SegmentName};
 
+pub mod dmabuf;
+
 /// Where POSIX shared memory objects live.
 pub const SHM_DIR: &str = "/dev/shm";
 
@@ -20,12 +22,31 @@ pub const SHM_DIR: &str = "/dev/shm";
 pub struct Memory {
     file: File,
     map: memmap2::MmapRaw,
+    /// The dma-buf exported over `file`'s pages (udmabuf), for accelerators and CPU syncs.
+    export: Option<File>,
+    /// `file` itself is a dma-buf (a heap allocation, or one received from its creator).
+    dmabuf: bool,
 }
 
 impl Memory {
     /// Base address of the mapping.
     pub fn ptr(&self) -> *mut u8 {
         self.map.as_mut_ptr()
+    }
+    /// The descriptor of the memory (shm object, memfd or file): what an accelerator runtime
+    /// registers to import the segment.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.export.as_ref().unwrap_or(&self.file).as_fd()
+    }
+    /// The dma-buf whose CPU accesses must be bracketed by `DMA_BUF_IOCTL_SYNC`, if any.
+    pub fn sync_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        match (&self.export, self.dmabuf) {
+            (Some(e), _) => Some(e.as_fd()),
+            (None, true) => Some(self.file.as_fd()),
+            (None, false) => None,
+        }
     }
     /// Length of the mapping.
     pub fn len(&self) -> usize {
@@ -44,7 +65,11 @@ fn map(file: File, len: u64, label: &str) -> Result<Memory, Error> {
         op: "map",
         source,
     })?;
-    Ok(Memory { file, map })
+    let dmabuf = {
+        use std::os::fd::AsFd;
+        dmabuf::is_dmabuf(file.as_fd())
+    };
+    Ok(Memory { file, map, export: None, dmabuf })
 }
 
 fn io_err(name: &SegmentName, op: &'static str, e: Errno) -> Error {
@@ -262,6 +287,20 @@ pub fn create_memfd(label: &str, size: u64) -> Result<Memory, Error> {
     reserve(&fd, size, label)?;
     fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL).map_err(|e| err("seal", e))?;
     map(File::from(fd), size, label)
+}
+
+/// Allocates the segment from the dma-buf heap `heap` and maps it.
+pub fn create_dmabuf(heap: &str, label: &str, size: u64) -> Result<Memory, Error> {
+    let file = dmabuf::heap_alloc(heap, size, label)?;
+    map(file, size, label)
+}
+
+/// Creates a memfd segment and exports it as a dma-buf through `/dev/udmabuf`.
+pub fn create_udmabuf(label: &str, size: u64) -> Result<Memory, Error> {
+    let mut mem = create_memfd(label, size)?;
+    use std::os::fd::AsFd;
+    mem.export = Some(dmabuf::udmabuf_export(mem.file.as_fd(), size, label)?);
+    Ok(mem)
 }
 
 /// True when the memory is a memfd sealed against shrinking.

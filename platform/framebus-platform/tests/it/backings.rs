@@ -59,3 +59,46 @@ fn a_file_backed_segment_serves_another_process_and_is_removed_on_drop() {
     assert!(!path.exists(), "unlink_on_drop removes the file");
     assert!(matches!(SharedSegment::open_at(&path), Err(Error::NotFound { .. })));
 }
+
+/// A dma-buf backing where the device exists: frames written and read through `cpu_access`
+/// (with the sync ioctls) survive a round trip, and the fd is a dma-buf. Where it does not:
+/// the error names the device and says what to do, and the test says it skipped the rest.
+fn dmabuf_backing(make: fn() -> Result<SharedSegment, Error>, device: &str) {
+    match make() {
+        Ok(shared) => {
+            let seg = shared.segment();
+            let mut p = shared.attach_producer().unwrap();
+            let mut w = shared.register(framebus_platform::core::ConsumerKind::Worker).unwrap();
+            let mut slot = p.begin().unwrap();
+            shared.cpu_access(framebus_platform::Access::Write, || slot.write(0, &[7u8; 64])).unwrap();
+            framebus_platform::wait::publish(slot, Default::default(), &seg);
+            let f = framebus_platform::wait::claim(&mut w, std::time::Duration::from_secs(1)).unwrap();
+            let mut buf = [0u8; 64];
+            shared.cpu_access(framebus_platform::Access::Read, || w.read(&f, 0, &mut buf)).unwrap().unwrap();
+            assert_eq!(buf, [7u8; 64]);
+            framebus_platform::wait::release(&mut w, f).unwrap();
+        }
+        Err(e @ Error::DeviceMissing { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains(device) && msg.contains("--backing memfd"), "{msg}");
+            println!("skipped the {device} round trip: {msg}");
+        }
+        Err(e) => panic!("{device}: {e}"),
+    }
+}
+
+#[test]
+fn a_dma_heap_segment_round_trips_or_names_the_missing_heap() {
+    dmabuf_backing(|| SharedSegment::create_dmabuf("system", "dmaheap-test", &spec(2)), "/dev/dma_heap/system");
+}
+
+#[test]
+fn a_udmabuf_segment_round_trips_or_names_the_missing_device() {
+    dmabuf_backing(|| SharedSegment::create_udmabuf("udmabuf-test", &spec(2)), "/dev/udmabuf");
+}
+
+#[test]
+fn cpu_access_on_an_ordinary_segment_just_runs_the_body() {
+    let shared = SharedSegment::create_memfd("cpu-access", &spec(2)).unwrap();
+    assert_eq!(shared.cpu_access(framebus_platform::Access::Write, || 5).unwrap(), 5);
+}
