@@ -266,8 +266,11 @@ pub struct SimReport {
     pub accelerator_registered_runs: u64,
     /// runs on addresses the runtime did not have registered (a real runtime copies those)
     pub accelerator_unregistered_runs: u64,
-    /// every run read its slot through the registration, none through a copy
+    /// every run read its slot through the registration, none through a copy (false when the
+    /// runtime does not report it: see `accelerator_counts_known`)
     pub accelerator_zero_copy: bool,
+    /// the runtime reported how each run read its input (the stub does; a real SDK does not)
+    pub accelerator_counts_known: bool,
     /// bytes of the frames segment (all the frame memory there is)
     pub segment_bytes: u64,
     /// worker utilisation: time in the model call / wall time, per worker
@@ -745,7 +748,8 @@ pub fn simulate(a: &SimArgs) -> Res<SimReport> {
         accelerator_unregistered_runs: ws.iter().map(|w| w.unregistered_runs).sum(),
         accelerator_zero_copy: ws
             .iter()
-            .all(|w| w.registered && w.unregistered_runs == 0 && w.registered_runs == w.frames),
+            .all(|w| w.run_counts_known && w.registered && w.unregistered_runs == 0 && w.registered_runs == w.frames),
+        accelerator_counts_known: ws.iter().all(|w| w.run_counts_known),
         segment_bytes: frames_seg.segment().layout().total_size,
         utilisation: ws.iter().map(|w| w.busy_ms / w.wall_ms.max(1e-9)).collect(),
         frames_per_worker: ws.iter().map(|w| w.frames).collect(),
@@ -812,7 +816,13 @@ pub fn print_table(r: &SimReport) {
         r.accelerator_path,
         r.accelerator_registered_runs,
         r.accelerator_unregistered_runs,
-        if r.accelerator_zero_copy { "zero copy, every run verified against its slot" } else { "NOT zero copy on a real runtime" }
+        if r.accelerator_zero_copy {
+            "zero copy, every run verified against its slot"
+        } else if !r.accelerator_counts_known {
+            "the runtime does not report how it read each input"
+        } else {
+            "NOT zero copy on a real runtime (unregistered inputs are copied)"
+        }
     );
     let util: Vec<String> = r.utilisation.iter().map(|u| format!("{:.0}%", u * 100.0)).collect();
     println!("  workers    utilisation {}   frames {:?}", util.join(" "), r.frames_per_worker);

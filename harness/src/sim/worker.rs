@@ -58,6 +58,8 @@ pub struct WorkerReport {
     pub registered_runs: u64,
     /// runs on an address the runtime did not have registered (a real runtime copies those)
     pub unregistered_runs: u64,
+    /// the runtime reported the two counts above (the stub does; a real SDK does not)
+    pub run_counts_known: bool,
 }
 
 /// Registers every slot of the frames segment with the accelerator by the segment's fd and the
@@ -180,7 +182,7 @@ pub fn run(a: &WorkerArgs) -> Res<WorkerReport> {
         wait::publish(slot, FrameMeta { payload_len: u64::from(RECORD_BYTES), ..FrameMeta::default() }, &rseg);
     }
     if let Some((reg, unreg)) = accel.run_counts() {
-        (r.registered_runs, r.unregistered_runs) = (reg, unreg);
+        (r.registered_runs, r.unregistered_runs, r.run_counts_known) = (reg, unreg, true);
     }
     drop(accel);
     r.wall_ms = start.elapsed().as_secs_f64() * 1e3;
