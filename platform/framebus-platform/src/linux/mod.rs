@@ -69,6 +69,16 @@ fn map(file: File, len: u64, label: &str) -> Result<Memory, Error> {
         use std::os::fd::AsFd;
         dmabuf::is_dmabuf(file.as_fd())
     };
+    if dmabuf && !futex_usable(map.as_mut_ptr()) {
+        return Err(Error::Io {
+            name: label.to_string(),
+            op: "use",
+            source: io::Error::new(
+                io::ErrorKind::Unsupported,
+                "shared futexes do not work on this dma-buf's mapping (the heap maps it as raw PFNs), so framebus cannot sleep and wake on it: use --backing udmabuf or memfd",
+            ),
+        });
+    }
     Ok(Memory { file, map, export: None, dmabuf })
 }
 
@@ -193,6 +203,18 @@ pub fn wait(word: &AtomicU64, expected: u32, timeout: Duration) -> bool {
     !matches!(futex::wait(futex_word(word), futex::Flags::empty(), expected, Some(&ts)), Err(Errno::TIMEDOUT))
 }
 
+/// True when a shared futex can be keyed on the page at `p` (an 8-aligned address inside a
+/// live shared mapping): a wait on a value the word does not hold returns EAGAIN at once when
+/// it can, EFAULT when the kernel cannot resolve the page (e.g. a `VM_PFNMAP` mapping).
+fn futex_usable(p: *mut u8) -> bool {
+    // SAFETY: `p` is the 8-aligned base of a live mapping (callers pass one); the AtomicU32 view
+    // is only handed to the kernel and read once here.
+    let word = unsafe { &*p.cast::<std::sync::atomic::AtomicU32>() };
+    let other = word.load(std::sync::atomic::Ordering::Relaxed) ^ 1;
+    let zero = rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 };
+    !matches!(futex::wait(word, futex::Flags::empty(), other, Some(&zero)), Err(Errno::FAULT))
+}
+
 /// Wakes every process sleeping on `word` (`_sleepers`, the announced count, only matters on
 /// Windows).
 pub fn wake(word: &AtomicU64, _sleepers: u64) {
@@ -310,12 +332,13 @@ pub fn sealed(mem: &Memory) -> bool {
 
 /// Sends the memory's descriptor over a Unix stream socket (SCM_RIGHTS).
 pub fn send_fd(sock: &std::os::unix::net::UnixStream, mem: &Memory) -> io::Result<()> {
-    let file = &mem.file;
     use rustix::fd::AsFd;
     use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
-    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
     let mut control = SendAncillaryBuffer::new(&mut space);
-    let fds = [file.as_fd()];
+    // The memory, then (udmabuf) the dma-buf exported over it, so that the receiver's
+    // accelerator registration and CPU syncs use the dma-buf too.
+    let fds: Vec<_> = std::iter::once(mem.file.as_fd()).chain(mem.export.as_ref().map(AsFd::as_fd)).collect();
     if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
         return Err(io::Error::other("ancillary buffer too small"));
     }
@@ -327,26 +350,34 @@ pub fn send_fd(sock: &std::os::unix::net::UnixStream, mem: &Memory) -> io::Resul
 /// Receives one descriptor sent with [`send_fd`] and maps it.
 pub fn recv_fd(sock: &std::os::unix::net::UnixStream) -> Result<Memory, Error> {
     let label = "<received>";
-    let file =
-        recv_file(sock).map_err(|source| Error::Io { name: label.into(), op: "receive descriptor of", source })?;
+    let mut files =
+        recv_files(sock).map_err(|source| Error::Io { name: label.into(), op: "receive descriptor of", source })?;
+    let export = (files.len() > 1).then(|| files.remove(1));
+    let file = files.remove(0);
     let size = file.metadata().map_err(|source| Error::Io { name: label.into(), op: "stat", source })?.len();
-    map(file, size, label)
+    let mut mem = map(file, size, label)?;
+    mem.export = export;
+    Ok(mem)
 }
 
-fn recv_file(sock: &std::os::unix::net::UnixStream) -> io::Result<File> {
+/// The memory's descriptor and, if sent, the dma-buf exported over it.
+fn recv_files(sock: &std::os::unix::net::UnixStream) -> io::Result<Vec<File>> {
     use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
-    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let mut byte = [0u8; 1];
     recvmsg(sock, &mut [io::IoSliceMut::new(&mut byte)], &mut control, RecvFlags::CMSG_CLOEXEC)?;
+    let mut files = Vec::new();
     for msg in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(mut fds) = msg {
-            if let Some(fd) = fds.next() {
-                return Ok(File::from(fd));
-            }
+        if let RecvAncillaryMessage::ScmRights(fds) = msg {
+            files.extend(fds.map(File::from));
         }
     }
-    Err(io::Error::new(io::ErrorKind::InvalidData, "no file descriptor received (peer sent none)"))
+    if files.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "no file descriptor received (peer sent none)"));
+    }
+    files.truncate(2);
+    Ok(files)
 }
 
 /// Creates a segment file at `path` (a tmpfs or hugetlbfs mount, typically) with `mode`.
@@ -381,4 +412,36 @@ pub fn open_path(path: &std::path::Path) -> Result<Memory, Error> {
     })?;
     let size = file.metadata().map_err(|e| Error::Io { name: label.clone(), op: "stat", source: e })?.len();
     map(file, size, &label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_segment_passed_by_descriptor_carries_its_exported_dmabuf_along() {
+        use std::os::fd::AsRawFd;
+        // A memfd stands in for the udmabuf export (no /dev/udmabuf here): what matters is
+        // that both descriptors travel and the receiver hands accelerators the export.
+        let mut mem = create_memfd("two-fds", 8192).unwrap();
+        let stand_in = create_memfd("two-fds-export", 4096).unwrap();
+        mem.export = Some(stand_in.file.try_clone().unwrap());
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        send_fd(&a, &mem).unwrap();
+        let got = recv_fd(&b).unwrap();
+        assert_eq!(got.len(), 8192, "the memory itself is mapped");
+        assert!(got.export.is_some(), "the export came along");
+        assert_ne!(got.fd().as_raw_fd(), got.file.as_raw_fd(), "accelerators get the export");
+        assert!(got.sync_fd().is_some(), "CPU accesses of an exported segment are synced");
+        // A plain memfd travels alone and needs no syncs.
+        send_fd(&a, &stand_in).unwrap();
+        let plain = recv_fd(&b).unwrap();
+        assert!(plain.export.is_none() && plain.sync_fd().is_none());
+    }
+
+    #[test]
+    fn futexes_work_on_shared_memory_mappings() {
+        let mem = create_memfd("futex-probe", 4096).unwrap();
+        assert!(futex_usable(mem.ptr()));
+    }
 }

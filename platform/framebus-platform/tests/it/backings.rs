@@ -78,6 +78,9 @@ fn dmabuf_backing(make: fn() -> Result<SharedSegment, Error>, device: &str) {
             assert_eq!(buf, [7u8; 64]);
             framebus_platform::wait::release(&mut w, f).unwrap();
         }
+        Err(e @ Error::PermissionDenied { .. }) => {
+            println!("skipped the {device} round trip: it exists but this user may not open it ({e})");
+        }
         Err(e @ Error::DeviceMissing { .. }) => {
             let msg = e.to_string();
             assert!(msg.contains(device) && msg.contains("--backing memfd"), "{msg}");
