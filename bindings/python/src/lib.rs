@@ -376,6 +376,37 @@ impl<T: Send> Endpoint<T> {
         }
     }
 
+    /// The wait loop of `claim` and `begin`: runs `step(inner, slice)` with the lock held for
+    /// one slice at a time and without the GIL, until it gives a result (`Ok(Some)`), fails,
+    /// or `timeout` passes (`Ok(None)`); between slices, steps aside for blocked threads and
+    /// runs signal handlers (without the lock: a handler may close the endpoint).
+    fn wait_slices<R: Send>(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        closed: &'static str,
+        step: impl Fn(&mut T, Duration) -> PyResult<Option<R>> + Sync,
+    ) -> PyResult<Option<R>> {
+        let deadline = deadline(timeout)?;
+        loop {
+            self.step_aside(py);
+            if self.closed.load(Ordering::SeqCst) {
+                return Err(Released::new_err(closed));
+            }
+            let wait = slice(deadline).unwrap_or(Duration::ZERO);
+            let r = {
+                let mut g = self.lock(py);
+                let inner = g.as_mut().ok_or_else(|| Released::new_err(closed))?;
+                py.detach(|| step(inner, wait))?
+            };
+            match r {
+                Some(v) => return Ok(Some(v)),
+                None if wait.is_zero() || slice(deadline).is_none() => return Ok(None),
+                None => py.check_signals()?,
+            }
+        }
+    }
+
     fn close(&self, py: Python<'_>) {
         self.closed.store(true, Ordering::SeqCst);
         let inner = self.lock(py).take();
@@ -450,34 +481,16 @@ impl Consumer {
     /// Returns a `Frame`, or None when the timeout passed. The GIL is released while waiting.
     #[pyo3(signature = (timeout=None))]
     fn claim(slf: &Bound<'_, Self>, timeout: Option<f64>) -> PyResult<Option<Frame>> {
-        let py = slf.py();
         let this = slf.get();
-        let deadline = deadline(timeout)?;
-        loop {
-            this.ep.step_aside(py);
-            if this.ep.closed.load(Ordering::SeqCst) {
-                return Err(Released::new_err("this consumer is closed"));
+        let got = this.ep.wait_slices(slf.py(), timeout, "this consumer is closed", |c, wait| {
+            this.release_deferred(c);
+            match c.claim(wait) {
+                Ok(f) => Ok(Some((f, c.shared().clone()))),
+                Err(WaitError::TimedOut) => Ok(None),
+                Err(WaitError::Claim(e)) => Err(claim_err(e)),
             }
-            let wait = slice(deadline).unwrap_or(Duration::ZERO);
-            // The lock is held for one slice only: other threads release frames, read
-            // counters or close between slices (and releases never wait for it at all).
-            let r = {
-                let mut g = this.ep.lock(py);
-                let c = g.as_mut().ok_or_else(|| Released::new_err("this consumer is closed"))?;
-                this.release_deferred(c);
-                match py.detach(|| c.claim(wait)) {
-                    Ok(f) => Ok((f, c.shared().clone())),
-                    Err(e) => Err(e),
-                }
-            };
-            match r {
-                Ok((f, seg)) => return Ok(Some(Frame::new(slf.clone().unbind(), seg, f, this.geometry))),
-                Err(WaitError::TimedOut) if wait.is_zero() || slice(deadline).is_none() => return Ok(None),
-                // Between slices, without the lock: a signal handler may close this consumer.
-                Err(WaitError::TimedOut) => py.check_signals()?,
-                Err(WaitError::Claim(e)) => return Err(claim_err(e)),
-            }
-        }
+        })?;
+        Ok(got.map(|(f, seg)| Frame::new(slf.clone().unbind(), seg, f, this.geometry)))
     }
 
     /// Frames delivered to this consumer.
@@ -721,45 +734,36 @@ impl Producer {
     /// Fill `slot.array`, then `slot.publish()` (leaving a `with` block publishes too).
     #[pyo3(signature = (timeout=None))]
     fn begin(slf: &Bound<'_, Self>, timeout: Option<f64>) -> PyResult<Option<Slot>> {
-        let py = slf.py();
         let this = slf.get();
-        let deadline = deadline(timeout)?;
-        loop {
-            this.ep.step_aside(py);
-            if this.ep.closed.load(Ordering::SeqCst) {
-                return Err(Released::new_err("this producer is closed"));
+        // `Some(None)`: this frame was dropped by the policy (no slot, not an error).
+        let got = this.ep.wait_slices(slf.py(), timeout, "this producer is closed", |p, wait| {
+            if let Some(seq) = this.orphan.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                Producer::abandon_if(p, seq);
             }
-            let wait = slice(deadline).unwrap_or(Duration::ZERO);
-            let r = {
-                let mut g = this.ep.lock(py);
-                let p = g.as_mut().ok_or_else(|| Released::new_err("this producer is closed"))?;
-                if let Some(seq) = this.orphan.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                    Producer::abandon_if(p, seq);
-                }
-                let layout = *p.shared().segment().layout();
-                match py.detach(|| p.begin(wait)) {
-                    Ok(v) => Ok((v, p.shared().clone(), layout)),
-                    Err(e) => Err(e),
-                }
-            };
-            match r {
-                Ok((v, seg, layout)) => {
-                    return Ok(Some(Slot {
-                        producer: slf.clone().unbind(),
-                        _mapping: seg,
-                        slot: v.slot,
-                        seq: v.seq,
-                        addr: v.ptr as usize,
-                        frame_size: layout.planes.frame_size,
-                        capacity: v.capacity,
-                        geometry: layout.spec.geometry,
-                        dropped_seq: v.dropped_seq,
-                        done: AtomicBool::new(false),
-                    }))
-                }
-                Err(ProduceError::Begin(BeginError::DroppedNewest { .. })) => return Ok(None),
-                Err(ProduceError::TimedOut) if !wait.is_zero() && slice(deadline).is_some() => py.check_signals()?,
-                Err(e) => return Err(produce_err(e)),
+            match p.begin(wait) {
+                Ok(v) => Ok(Some(Some((v, p.shared().clone())))),
+                Err(ProduceError::Begin(BeginError::DroppedNewest { .. })) => Ok(Some(None)),
+                Err(ProduceError::TimedOut) => Ok(None),
+                Err(e) => Err(produce_err(e)),
+            }
+        })?;
+        match got {
+            None => Err(produce_err(ProduceError::TimedOut)),
+            Some(None) => Ok(None),
+            Some(Some((v, seg))) => {
+                let layout = *seg.segment().layout();
+                Ok(Some(Slot {
+                    producer: slf.clone().unbind(),
+                    _mapping: seg,
+                    slot: v.slot,
+                    seq: v.seq,
+                    addr: v.ptr as usize,
+                    frame_size: layout.planes.frame_size,
+                    capacity: v.capacity,
+                    geometry: layout.spec.geometry,
+                    dropped_seq: v.dropped_seq,
+                    done: AtomicBool::new(false),
+                }))
             }
         }
     }
