@@ -394,6 +394,21 @@ unsafe fn put<T>(p: *mut T, v: T, what: &str) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Frees a handle this library made with `Box::into_raw` (NULL is ignored), inside the panic
+/// guard.
+///
+/// # Safety
+/// `p` is NULL or a live handle of type `T` from this library, not freed before.
+unsafe fn free_handle<T>(p: *mut T) {
+    let _ = guard(|| {
+        if !p.is_null() {
+            // SAFETY: per the contract, a live handle from Box::into_raw, freed once.
+            drop(unsafe { Box::from_raw(p) });
+        }
+        Ok(FB_OK)
+    });
+}
+
 fn ms(timeout_ms: u32) -> Duration {
     Duration::from_millis(u64::from(timeout_ms))
 }
@@ -590,13 +605,8 @@ pub unsafe extern "C" fn fb_segment_open(name: *const c_char, out: *mut *mut fb_
 /// `seg` is NULL or a handle from `fb_segment_create`/`fb_segment_open` not closed before.
 #[no_mangle]
 pub unsafe extern "C" fn fb_segment_close(seg: *mut fb_segment) {
-    let _ = guard(|| {
-        if !seg.is_null() {
-            // SAFETY: per the contract, a live handle from Box::into_raw, closed once.
-            drop(unsafe { Box::from_raw(seg) });
-        }
-        Ok(FB_OK)
-    });
+    // SAFETY: the caller's contract is `free_handle`'s.
+    unsafe { free_handle(seg) }
 }
 
 /// Fills `out` with the segment's geometry and its counters now.
@@ -663,13 +673,8 @@ pub unsafe extern "C" fn fb_producer_attach(seg: *const fb_segment, out: *mut *m
 /// `p` is NULL or a producer handle not closed before.
 #[no_mangle]
 pub unsafe extern "C" fn fb_producer_close(p: *mut fb_producer) {
-    let _ = guard(|| {
-        if !p.is_null() {
-            // SAFETY: a live handle from Box::into_raw, closed once, per the contract.
-            drop(unsafe { Box::from_raw(p) });
-        }
-        Ok(FB_OK)
-    });
+    // SAFETY: the caller's contract is `free_handle`'s.
+    unsafe { free_handle(p) }
 }
 
 /// Acquires the slot for the next frame and fills `out` (`out->data` is writable for
@@ -874,13 +879,8 @@ pub unsafe extern "C" fn fb_consumer_register(
 /// `c` is NULL or a consumer handle not closed before; no `frame.data` of it is used after.
 #[no_mangle]
 pub unsafe extern "C" fn fb_consumer_close(c: *mut fb_consumer) {
-    let _ = guard(|| {
-        if !c.is_null() {
-            // SAFETY: a live handle from Box::into_raw, closed once, per the contract.
-            drop(unsafe { Box::from_raw(c) });
-        }
-        Ok(FB_OK)
-    });
+    // SAFETY: the caller's contract is `free_handle`'s.
+    unsafe { free_handle(c) }
 }
 
 fn frame_to_c(f: &HeldFrame) -> fb_frame {
