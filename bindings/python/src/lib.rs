@@ -130,11 +130,12 @@ fn parse_format(s: &str) -> PyResult<PixelFormat> {
 /// bytes are not exactly one frame of that geometry.
 fn shape(g: FrameGeometry, len: u64) -> Vec<usize> {
     let (w, h) = (g.width as usize, g.height as usize);
-    let (dims, size): (Vec<usize>, Option<u64>) = match g.format {
-        PixelFormat::Bgr24 | PixelFormat::Rgb24 => (vec![h, w, 3], g.planes().ok().map(|p| p.frame_size)),
-        PixelFormat::Gray8 | PixelFormat::Raw => (vec![h, w], g.planes().ok().map(|p| p.frame_size)),
-        PixelFormat::Nv12 | PixelFormat::I420 => (vec![h * 3 / 2, w], g.planes().ok().map(|p| p.frame_size)),
+    let dims = match g.format {
+        PixelFormat::Bgr24 | PixelFormat::Rgb24 => vec![h, w, 3],
+        PixelFormat::Gray8 | PixelFormat::Raw => vec![h, w],
+        PixelFormat::Nv12 | PixelFormat::I420 => vec![h * 3 / 2, w],
     };
+    let size = g.planes().ok().map(|p| p.frame_size);
     if w > 0 && h > 0 && size == Some(len) && dims.iter().product::<usize>() as u64 == len {
         dims
     } else {
@@ -750,21 +751,15 @@ impl Producer {
         match got {
             None => Err(produce_err(ProduceError::TimedOut)),
             Some(None) => Ok(None),
-            Some(Some((v, seg))) => {
-                let layout = *seg.segment().layout();
-                Ok(Some(Slot {
-                    producer: slf.clone().unbind(),
-                    _mapping: seg,
-                    slot: v.slot,
-                    seq: v.seq,
-                    addr: v.ptr as usize,
-                    frame_size: layout.planes.frame_size,
-                    capacity: v.capacity,
-                    geometry: layout.spec.geometry,
-                    dropped_seq: v.dropped_seq,
-                    done: AtomicBool::new(false),
-                }))
-            }
+            Some(Some((v, seg))) => Ok(Some(Slot {
+                producer: slf.clone().unbind(),
+                seg,
+                slot: v.slot,
+                seq: v.seq,
+                addr: v.ptr as usize,
+                dropped_seq: v.dropped_seq,
+                done: AtomicBool::new(false),
+            })),
         }
     }
 
@@ -814,19 +809,21 @@ impl Producer {
 #[pyclass(module = "framebus._framebus", frozen)]
 struct Slot {
     producer: Py<Producer>,
-    /// Keeps the mapping alive for as long as any view of this slot exists (only held).
-    _mapping: Arc<SharedSegment>,
+    /// Keeps the mapping alive for as long as any view of this slot exists; its layout gives
+    /// the slot's geometry and sizes.
+    seg: Arc<SharedSegment>,
     slot: u32,
     seq: u64,
     addr: usize,
-    frame_size: u64,
-    capacity: u64,
-    geometry: FrameGeometry,
     dropped_seq: Option<u64>,
     done: AtomicBool,
 }
 
 impl Slot {
+    fn layout(&self) -> framebus_core::Layout {
+        *self.seg.segment().layout()
+    }
+
     fn check(&self) -> PyResult<()> {
         if self.done.load(Ordering::Acquire) {
             return Err(Released::new_err(format!("slot of frame {} was already published or abandoned", self.seq)));
@@ -853,7 +850,8 @@ impl Slot {
     #[getter]
     fn __array_interface__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         self.check()?;
-        array_interface(py, self.addr, &shape(self.geometry, self.frame_size), false)
+        let layout = self.layout();
+        array_interface(py, self.addr, &shape(layout.spec.geometry, layout.planes.frame_size), false)
     }
     /// The sequence number this frame gets when published.
     #[getter]
@@ -882,11 +880,13 @@ impl Slot {
         payload_len: Option<u64>,
         checksum: Option<u64>,
     ) -> PyResult<u64> {
-        let payload_len = payload_len.unwrap_or(self.frame_size);
-        if payload_len > self.capacity {
+        let layout = self.layout();
+        let (geometry, capacity) = (layout.spec.geometry, layout.spec.slot_payload_size);
+        let payload_len = payload_len.unwrap_or(layout.planes.frame_size);
+        if payload_len > capacity {
             return Err(PyValueError::new_err(format!(
                 "payload_len {payload_len} exceeds the slot capacity {}",
-                self.capacity
+                capacity
             )));
         }
         self.check()?;
@@ -898,9 +898,9 @@ impl Slot {
         let meta = FrameMeta {
             capture_ns,
             pts_ns,
-            width: self.geometry.width,
-            height: self.geometry.height,
-            pixel_format: self.geometry.format as u32,
+            width: geometry.width,
+            height: geometry.height,
+            pixel_format: geometry.format as u32,
             flags,
             payload_len,
             checksum,
