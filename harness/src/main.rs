@@ -43,9 +43,9 @@ enum Command {
         /// with --create: number of slots
         #[arg(long, default_value_t = 8, requires = "create")]
         slots: u32,
-        /// with --create: overflow policy (block, drop-oldest, drop-newest)
-        #[arg(long, default_value = "drop-oldest", requires = "create")]
-        policy: String,
+        /// with --create: overflow policy
+        #[arg(long, value_enum, default_value_t = sim::run::PolicyArg::DropOldest, requires = "create")]
+        policy: sim::run::PolicyArg,
         /// with --create: broadcast to subscribers instead of a work queue for workers
         #[arg(long, requires = "create")]
         broadcast: bool,
@@ -194,7 +194,7 @@ fn main() -> ExitCode {
             frames,
             max_speed,
             report,
-        } => sim::producer::create_args(create, &format, slots, &policy, broadcast).and_then(|create| {
+        } => sim::producer::create_args(create, &format, slots, policy, broadcast).and_then(|create| {
             let a = sim::producer::ProducerArgs { segment, events, create, video, fps, frames, max_speed };
             sim::producer::run(&a).and_then(|r| emit(&r, report.as_deref()))
         }),

@@ -49,8 +49,14 @@ pub struct CreateArgs {
 /// Parses `framebus producer`'s creation flags (None without `--create`).
 ///
 /// # Errors
-/// An unknown format or policy, with the accepted values.
-pub fn create_args(create: bool, format: &str, slots: u32, policy: &str, broadcast: bool) -> Res<Option<CreateArgs>> {
+/// An unknown format, with the accepted values.
+pub fn create_args(
+    create: bool,
+    format: &str,
+    slots: u32,
+    policy: super::run::PolicyArg,
+    broadcast: bool,
+) -> Res<Option<CreateArgs>> {
     if !create {
         return Ok(None);
     }
@@ -62,12 +68,7 @@ pub fn create_args(create: bool, format: &str, slots: u32, policy: &str, broadca
         "i420" => PixelFormat::I420,
         f => return Err(format!("unknown --format {f:?}: use bgr24, rgb24, gray8, nv12 or i420").into()),
     };
-    let policy = match policy {
-        "block" => OverflowPolicy::Block,
-        "drop-oldest" => OverflowPolicy::DropOldest,
-        "drop-newest" => OverflowPolicy::DropNewest,
-        p => return Err(format!("unknown --policy {p:?}: use block, drop-oldest or drop-newest").into()),
-    };
+    let policy = policy.into();
     let pattern = if broadcast { Pattern::Broadcast } else { Pattern::WorkQueue };
     Ok(Some(CreateArgs { format, slots, policy, pattern }))
 }

@@ -180,6 +180,16 @@ pub enum PolicyArg {
     DropNewest,
 }
 
+impl From<PolicyArg> for OverflowPolicy {
+    fn from(p: PolicyArg) -> Self {
+        match p {
+            PolicyArg::Block => OverflowPolicy::Block,
+            PolicyArg::DropOldest => OverflowPolicy::DropOldest,
+            PolicyArg::DropNewest => OverflowPolicy::DropNewest,
+        }
+    }
+}
+
 /// `--format` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum FormatArg {
@@ -401,9 +411,7 @@ fn plan(a: &SimArgs) -> Res<Plan> {
         }
     }
     let policy = match a.policy {
-        Some(PolicyArg::Block) => OverflowPolicy::Block,
-        Some(PolicyArg::DropNewest) => OverflowPolicy::DropNewest,
-        Some(PolicyArg::DropOldest) => OverflowPolicy::DropOldest,
+        Some(p) => p.into(),
         None => preset.map_or(OverflowPolicy::DropOldest, |p| p.policy),
     };
     let slots = a.slots.unwrap_or(workers + 3);
