@@ -77,6 +77,19 @@ use crate::Creator;
 /// Upper bound on CAS retries and ring steps in one operation.
 pub const RETRY_LIMIT: u32 = 4096;
 
+/// A kill step no operation has: run to completion.
+const NEVER: u32 = 0;
+
+/// Fault injection for crash tests: how many steps the operations that [`Segment::register_dying`]
+/// and [`Consumer::unregister_dying`] can be stopped after have.
+#[doc(hidden)]
+pub mod fault {
+    /// Steps of `register` (each a store or CAS on the consumer's entry).
+    pub const REGISTER_STEPS: u32 = 2;
+    /// Steps of `unregister`.
+    pub const UNREGISTER_STEPS: u32 = 3;
+}
+
 const HOLDERS: u64 = 0xFFFF;
 const KIND_SHIFT: u32 = 16;
 const GEN_SHIFT: u32 = 18;
@@ -737,6 +750,22 @@ impl<'a> Segment<'a> {
     /// # Errors
     /// [`RegisterError::TableFull`] or [`RegisterError::WrongPattern`].
     pub fn register(&self, kind: ConsumerKind, token: u64) -> Result<Consumer<'a>, RegisterError> {
+        self.register_impl(kind, token, NEVER).map(|c| c.expect("runs to completion"))
+    }
+
+    /// Fault injection for crash tests: runs [`Segment::register`] and stops it dead after
+    /// step `step` (1 ..= [`fault::REGISTER_STEPS`]), leaving the shared words exactly as a
+    /// process killed there leaves them. `Ok(true)` when it stopped there, `Ok(false)` when it
+    /// finished first (the consumer is then simply forgotten, as by a kill right after).
+    ///
+    /// # Errors
+    /// As [`Segment::register`].
+    #[doc(hidden)]
+    pub fn register_dying(&self, kind: ConsumerKind, token: u64, step: u32) -> Result<bool, RegisterError> {
+        self.register_impl(kind, token, step).map(|c| c.is_none())
+    }
+
+    fn register_impl(&self, kind: ConsumerKind, token: u64, die: u32) -> Result<Option<Consumer<'a>>, RegisterError> {
         let pattern = self.layout.spec.pattern;
         match (kind, pattern) {
             (ConsumerKind::Worker, Pattern::Broadcast) | (ConsumerKind::Subscriber, Pattern::WorkQueue) => {
@@ -757,6 +786,9 @@ impl<'a> Segment<'a> {
             if w.compare_exchange(cur, busy, Ordering::AcqRel, Ordering::Relaxed).is_err() {
                 continue;
             }
+            if die == 1 {
+                return Ok(None);
+            }
             // SYNC POINT join (store buffering): we store our entry, then load `write_pos`; the
             // producer stores `write_pos`, then (next `begin`) loads the entries. Without a SeqCst
             // fence on both sides both could read the old values, and the producer could recycle
@@ -774,6 +806,9 @@ impl<'a> Segment<'a> {
                 // Relaxed: published by the Release store of the entry word below (SYNC POINT entry-alive).
                 self.entry(idx, f).store(v, Ordering::Relaxed);
             }
+            if die == 2 {
+                return Ok(None);
+            }
             // SYNC POINT entry-alive: pairs with the Acquire loads of the entry state in
             // `Producer::min_cursor` and `reclaim`; publishes the initialised counters. A CAS
             // from our busy word: if a reaper took the entry meanwhile (it saw a stale owner),
@@ -788,7 +823,7 @@ impl<'a> Segment<'a> {
             {
                 continue;
             }
-            return Ok(Consumer {
+            return Ok(Some(Consumer {
                 seg: *self,
                 idx,
                 gen: st.gen,
@@ -797,7 +832,7 @@ impl<'a> Segment<'a> {
                 delivered: 0,
                 skipped: 0,
                 holds: 0,
-            });
+            }));
         }
         Err(RegisterError::TableFull { max: self.layout.spec.max_consumers })
     }
@@ -857,6 +892,18 @@ impl<'a> Segment<'a> {
         reaper: u64,
         is_alive: impl Fn(u64) -> bool,
     ) -> Result<Reclaimed, ReclaimError> {
+        self.reclaim_impl(idx, gen, force, reaper, is_alive, NEVER).map(|r| r.expect("runs to completion"))
+    }
+
+    fn reclaim_impl(
+        &self,
+        idx: u32,
+        gen: u32,
+        force: bool,
+        reaper: u64,
+        is_alive: impl Fn(u64) -> bool,
+        die: u32,
+    ) -> Result<Option<Reclaimed>, ReclaimError> {
         if idx >= self.layout.spec.max_consumers {
             return Err(ReclaimError::NoSuchEntry);
         }
@@ -910,6 +957,9 @@ impl<'a> Segment<'a> {
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
+                    if die == 1 {
+                        return Ok(None);
+                    }
                     // Claim the job on the owner field too: a concurrent forced reclaim that lost
                     // the entry CAS may already be finishing (it saw RECLAIMING and the dead
                     // consumer's token); exactly one CAS on the owner field wins.
@@ -920,6 +970,9 @@ impl<'a> Segment<'a> {
                     }
                     evicted = true;
                     cur = entry_word(ENTRY_RECLAIMING, false, 0, 0, gen);
+                    if die == 2 {
+                        return Ok(None);
+                    }
                     break;
                 }
                 Err(now) => cur = now,
@@ -931,6 +984,9 @@ impl<'a> Segment<'a> {
         let cleared = self.clear_holds(idx).ok_or(ReclaimError::Contended)?;
         // Statistics only; nothing is ordered by this counter.
         self.ctl(ctl::RECLAIMED).fetch_add(u64::from(cleared), Ordering::Relaxed);
+        if die == 3 {
+            return Ok(None);
+        }
         // The owner field keeps our token until a new consumer registers: a would-be finisher
         // that arrives late sees a live reaper and backs off.
         // SYNC POINT entry-free: Release pairs with the Acquire CAS in `register`; the entry
@@ -948,7 +1004,35 @@ impl<'a> Segment<'a> {
         }
         // Freed slots, or a subscriber cursor no longer holding the producer back: wake it.
         let wake = self.bump_if_waiters(ctl::SPACE_WAKE, ctl::SPACE_WAITERS);
-        Ok(Reclaimed { cleared, wake })
+        Ok(Some(Reclaimed { cleared, wake }))
+    }
+
+    /// Reclaims every consumer entry whose owner `is_alive` says is dead, as reaper `reaper`
+    /// (a non-zero token of the calling process), including entries a dead reaper left
+    /// half-reclaimed; calls `each(entry, what was reclaimed)` for each and returns how many.
+    /// The platform calls it with its liveness check; a [`Reclaimed::wake`] asks it to wake
+    /// the producer's space-wake word.
+    pub fn reap(&self, reaper: u64, is_alive: impl Fn(u64) -> bool, mut each: impl FnMut(u32, Reclaimed)) -> u32 {
+        let mut n = 0;
+        for idx in 0..self.layout.spec.max_consumers {
+            let st = self.entry_state(idx);
+            if u64::from(st.status) == ENTRY_FREE {
+                continue;
+            }
+            let (owner, _) = self.entry_owner(idx);
+            // Owner 0: a registration between its CAS and its owner store (or a peer's garbage):
+            // not a dead process. Skip it; a real registrant stores its token next.
+            if owner == 0 || is_alive(owner) {
+                continue;
+            }
+            // The process is dead: it can never resume, so forcing is sound. We identify
+            // ourselves so that concurrent reapers never both finish the same entry.
+            if let Ok(r) = self.reclaim_as(idx, st.gen, true, reaper, &is_alive) {
+                each(idx, r);
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Clears consumer `idx`'s bit from every slot; `None` when a slot word kept changing.
@@ -1858,6 +1942,17 @@ impl<'a> Consumer<'a> {
     /// entry was already reclaimed.
     pub fn unregister(self) -> Result<Reclaimed, ReclaimError> {
         self.seg.reclaim(self.idx, self.gen, false)
+    }
+
+    /// Fault injection for crash tests: [`Consumer::unregister`] stopped dead after step
+    /// `step` (1 ..= [`fault::UNREGISTER_STEPS`]), as a process killed there would leave it.
+    /// `Ok(true)` when it stopped there.
+    ///
+    /// # Errors
+    /// As [`Consumer::unregister`].
+    #[doc(hidden)]
+    pub fn unregister_dying(self, step: u32) -> Result<bool, ReclaimError> {
+        self.seg.reclaim_impl(self.idx, self.gen, false, 0, |_| false, step).map(|r| r.is_none())
     }
 }
 

@@ -63,6 +63,109 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
     b.check(f);
 }
 
+/// Processes of the consumer-table models: producer 1, consumers 10 and 11, reaper 20 are
+/// alive; every other token (5, 99) names a process that has exited.
+fn alive(token: u64) -> bool {
+    matches!(token, 1 | 10 | 11 | 20)
+}
+
+/// A segment whose entry 0 is FREE but still names a dead process in its owner word: a reaper
+/// (token 99) force-reclaimed a dead consumer there earlier and has since exited itself (a
+/// producer that later crashed, a consumer that reaped on `TableFull` and quit). The usual
+/// state of a table after a few crash/restart cycles.
+fn stale_owner_table(spec: SegmentSpec) -> (Arc<HeapRegion>, Segment<'static>) {
+    let (heap, seg) = segment(spec);
+    let kind = if spec.pattern == Pattern::Broadcast { ConsumerKind::Subscriber } else { ConsumerKind::Worker };
+    let old = seg.register(kind, 5).unwrap();
+    seg.reclaim_as(old.index(), old.generation(), true, 99, |_| false).unwrap();
+    assert_eq!(seg.entry_owner(0).0, 99);
+    (heap, seg)
+}
+
+/// Finding 1 of the 2026-12 protocol review: a reaper that reads a dead token from an entry
+/// while a live consumer is registering there must never evict that consumer. Worker 10
+/// registers on the stale entry, claims frame 0 and reads it; reaper 20 reaps; the producer
+/// wants the one slot for frame 1. If the reaper's forced reclaim acts on the token it read
+/// during the registration window, it frees the slot under the reader and the producer
+/// rewrites it while worker 10 reads: loom reports the payload race (a torn frame), and the
+/// worker sees `Evicted` although its process never died.
+#[test]
+fn reap_never_evicts_a_consumer_registering_over_a_dead_token() {
+    model(|| {
+        let (heap, seg) = stale_owner_table(spec(1));
+        let mut p = seg.attach_producer(1).unwrap();
+        publish(&mut p, 0).unwrap();
+        let reader = thread::spawn(move || {
+            let mut w = seg.register(ConsumerKind::Worker, 10).unwrap();
+            if let Ok(f) = w.claim() {
+                assert_eq!(read_seq(&w, &f), 0, "torn frame");
+                let _ = w.release(f);
+            }
+        });
+        let reaper = thread::spawn(move || seg.reap(20, alive, |_, _| {}));
+        for _ in 0..2 {
+            match p.begin() {
+                Ok(mut slot) => {
+                    slot.write(0, &1u64.to_le_bytes());
+                    slot.publish(FrameMeta { payload_len: LEN as u64, ..FrameMeta::default() });
+                    break;
+                }
+                Err(BeginError::Full) => thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        reader.join().unwrap();
+        reaper.join().unwrap();
+        drop(p);
+        drop(heap);
+    });
+}
+
+/// Finding 2: a registrant's stores must never land on the entry of the consumer that
+/// registers after it. Worker 10 and worker 11 register while reaper 20 reaps a stale entry;
+/// afterwards each live consumer's entry names its own process and generation.
+#[test]
+fn a_registrants_late_stores_never_land_on_the_next_occupant() {
+    model(|| {
+        let (heap, seg) = stale_owner_table(spec(1));
+        let ts: Vec<_> = [10u64, 11]
+            .into_iter()
+            .map(|token| thread::spawn(move || (token, seg.register(ConsumerKind::Worker, token).unwrap())))
+            .collect();
+        let reaper = thread::spawn(move || seg.reap(20, alive, |_, _| {}));
+        let consumers: Vec<_> = ts.into_iter().map(|t| t.join().unwrap()).collect();
+        reaper.join().unwrap();
+        for (token, c) in &consumers {
+            let e = seg.entry_state(c.index());
+            if (e.status, e.gen) == (1, c.generation()) {
+                let (owner, _) = seg.entry_owner(c.index());
+                assert_eq!(owner, *token, "live entry {} of consumer {token} names another owner", c.index());
+            }
+        }
+        drop(consumers);
+        drop(heap);
+    });
+}
+
+/// Finding 3: a registration racing a reap of the stale token it replaces leaks nothing. With
+/// one entry, worker 10 registers while reaper 20 reaps: the registration succeeds (no false
+/// `TableFull`) and no entry is left RECLAIMING.
+#[test]
+fn a_registration_racing_a_reap_leaks_no_entry() {
+    model(|| {
+        let (heap, seg) = stale_owner_table(spec(1).with_max_consumers(1));
+        let reg = thread::spawn(move || seg.register(ConsumerKind::Worker, 10));
+        let reaper = thread::spawn(move || seg.reap(20, alive, |_, _| {}));
+        let r = reg.join().unwrap();
+        reaper.join().unwrap();
+        let e = seg.entry_state(0);
+        assert_ne!(e.status, 2, "entry 0 left RECLAIMING with owner {:#x}", seg.entry_owner(0).0);
+        assert!(r.is_ok(), "one entry, one registrant: {r:?}");
+        drop(r);
+        drop(heap);
+    });
+}
+
 /// SPSC ring: records arrive complete and in order through a 2-record ring (wraps once).
 #[test]
 fn spsc_publish_consume() {

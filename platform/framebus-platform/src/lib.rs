@@ -476,26 +476,12 @@ impl Drop for SharedSegment {
 /// consumer that dies holding slots stalls a producer about that long.
 pub fn reap(seg: &Segment<'_>) -> Vec<(u32, Reclaimed)> {
     let mut out = Vec::new();
-    for idx in 0..seg.layout().spec.max_consumers {
-        let st = seg.entry_state(idx);
-        if st.status == 0 {
-            continue;
+    seg.reap(os::process_token(), os::is_alive, |idx, r| {
+        if r.wake {
+            wait::wake_space(seg);
         }
-        let (owner, _) = seg.entry_owner(idx);
-        // Owner 0: a registration between its CAS and its owner store (or a peer's garbage):
-        // not a dead process. Skip it; a real registrant stores its token next.
-        if owner == 0 || os::is_alive(owner) {
-            continue;
-        }
-        // The process is dead: it can never resume, so forcing is sound. We identify
-        // ourselves so that concurrent reapers never both finish the same entry.
-        if let Ok(r) = seg.reclaim_as(idx, st.gen, true, os::process_token(), os::is_alive) {
-            if r.wake {
-                wait::wake_space(seg);
-            }
-            out.push((idx, r));
-        }
-    }
+        out.push((idx, r));
+    });
     out
 }
 

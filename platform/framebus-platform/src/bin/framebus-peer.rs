@@ -12,6 +12,12 @@
 //!   to LOG) and releases, forever: the victim of the crash-at-any-instant tests.
 //! - `spew NAME`: a producer (taking over a dead one) publishing forever, waiting for space under
 //!   Block: the other victim.
+//! - `die-in register|unregister KIND NAME STEP` (KIND `worker`, `subscriber` or `latest`):
+//!   register (and unregister) a consumer, stop the operation dead after step STEP (the core's
+//!   fault-injection hook), then SIGKILL itself: a kill at an exact, replayable point.
+//! - `entries KIND NAME`: register and unregister KIND forever (prints `ready` after the first
+//!   round): the victim of the kills at any instant of the consumer-table operations.
+//! - `sleep NAME`: register a worker, print `ready`, then sleep in `wait::claim` until killed.
 //!
 //! Frame contents: byte i of frame `seq` is `pattern(seq, i)`; see [`pattern`].
 
@@ -44,7 +50,10 @@ fn main() -> ExitCode {
         ["producer", name, n] => produce(name, n.parse().unwrap_or(0)),
         ["churn", name, log] => churn(name, log),
         ["spew", name] => spew(name),
-        _ => Err("usage: framebus-peer worker|subscriber NAME | worker-at PATH | worker-fd SOCKET | hold NAME N | producer NAME N | churn NAME LOG | spew NAME".into()),
+        ["die-in", op, kind, name, step] => die_in(op, kind, name, step),
+        ["entries", kind, name] => entries(kind, name),
+        ["sleep", name] => sleep(name),
+        _ => Err("usage: framebus-peer worker|subscriber NAME | worker-at PATH | worker-fd SOCKET | hold NAME N | producer NAME N | churn NAME LOG | spew NAME | die-in register|unregister KIND NAME STEP | entries KIND NAME | sleep NAME".into()),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -191,5 +200,64 @@ fn spew(name: &str) -> Res {
         buf.iter_mut().enumerate().for_each(|(i, b)| *b = pattern(seq, i));
         slot.write(0, &buf);
         wait::publish(slot, FrameMeta { payload_len: len as u64, ..FrameMeta::default() }, &seg);
+    }
+}
+
+fn kind(k: &str) -> Result<ConsumerKind, Box<dyn std::error::Error>> {
+    Ok(match k {
+        "worker" => ConsumerKind::Worker,
+        "subscriber" => ConsumerKind::Subscriber,
+        "latest" => ConsumerKind::Latest,
+        _ => return Err(format!("unknown consumer kind '{k}' (worker, subscriber or latest)").into()),
+    })
+}
+
+/// Ends this process the way the crash tests mean: SIGKILL, no destructor, no exit code.
+fn kill_self() -> ! {
+    #[cfg(target_os = "linux")]
+    let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+    std::process::abort()
+}
+
+fn die_in(op: &str, k: &str, name: &str, step: &str) -> Res {
+    let shared = SharedSegment::open(name)?;
+    let kind = kind(k)?;
+    let step: u32 = step.parse().map_err(|_| format!("step '{step}' is not a number"))?;
+    let token = framebus_platform::process_token();
+    match op {
+        "register" => {
+            shared.segment().register_dying(kind, token, step)?;
+        }
+        "unregister" => {
+            shared.register(kind)?.unregister_dying(step)?;
+        }
+        _ => return Err(format!("die-in: unknown operation '{op}' (register or unregister)").into()),
+    }
+    kill_self()
+}
+
+fn entries(k: &str, name: &str) -> Res {
+    let shared = SharedSegment::open(name)?;
+    let kind = kind(k)?;
+    let mut first = true;
+    loop {
+        let c = shared.register(kind)?;
+        c.unregister()?;
+        if first {
+            println!("ready");
+            std::io::stdout().flush()?;
+            first = false;
+        }
+    }
+}
+
+fn sleep(name: &str) -> Res {
+    let shared = SharedSegment::open(name)?;
+    let mut c = shared.register(ConsumerKind::Worker)?;
+    println!("ready");
+    std::io::stdout().flush()?;
+    loop {
+        // No frame ever comes: the test kills us asleep on the frame-wake word.
+        let _ = wait::claim(&mut c, Duration::from_secs(60));
     }
 }

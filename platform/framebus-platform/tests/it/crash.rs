@@ -229,3 +229,149 @@ fn a_dead_worker_holding_some_slots_is_reaped_by_publishing_alone() {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+/// A work queue and a broadcast (Block) segment with a small consumer table, the producer of the
+/// broadcast one attached here: the stage of the consumer-table kill trials.
+struct Tables {
+    queue: SharedSegment,
+    broadcast: SharedSegment,
+}
+
+const TABLE: u32 = 4;
+/// Many slots: `unregister` sweeps every slot for holds, so its kill window is wide.
+const SLOTS: u32 = 1024;
+
+impl Tables {
+    fn new(tag: &str) -> Tables {
+        let make = |pattern| {
+            let spec = spec(SLOTS).with_pattern(pattern).with_max_consumers(TABLE);
+            SharedSegment::create(&unique(tag), &spec, CreateOptions::default()).unwrap()
+        };
+        Tables { queue: make(framebus_core::Pattern::WorkQueue), broadcast: make(framebus_core::Pattern::Broadcast) }
+    }
+
+    /// The segment and peer arguments for trial `t` (workers and subscribers take turns).
+    fn pick(&self, t: u64) -> (&SharedSegment, &'static str) {
+        if t % 2 == 0 {
+            (&self.queue, "worker")
+        } else {
+            (&self.broadcast, "subscriber")
+        }
+    }
+
+    /// After a kill and one reap: every entry of both tables is FREE (nobody else is
+    /// registered), a broadcast producer under Block is not pinned by a dead subscriber (it
+    /// publishes more frames than there are slots), and a full table still registers.
+    fn check(&self, what: &str) {
+        for s in [&self.queue, &self.broadcast] {
+            s.reap();
+            let seg = s.segment();
+            for i in 0..TABLE {
+                let e = seg.entry_state(i);
+                let (owner, _) = seg.entry_owner(i);
+                assert!(
+                    e.status == 0 || is_alive(owner),
+                    "{what}: entry {i} of {} stuck after reap: {e:?}, owner {owner:#x} (dead)",
+                    s.name()
+                );
+            }
+        }
+        let seg = self.broadcast.segment();
+        let mut p = self.broadcast.attach_producer().unwrap();
+        for k in 0..=seg.layout().spec.slot_count {
+            match p.begin() {
+                Ok(slot) => {
+                    slot.publish(framebus_core::FrameMeta::default());
+                }
+                Err(e) => panic!("{what}: broadcast producer pinned at frame {k} with no live subscriber: {e}"),
+            }
+        }
+    }
+}
+
+/// Spawns `framebus-peer ARGS` and waits for it to die of SIGKILL.
+fn killed(args: &[&str], what: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let mut peer = Peer::spawn(args);
+    let status = peer.child.wait().unwrap();
+    assert_eq!(status.signal(), Some(9), "{what}: the peer failed on its own: {status}");
+}
+
+/// Findings 4 and 5 of the 2026-12 protocol review, at exact kill points: a worker or a
+/// subscriber killed after any step of `register`, or of `unregister`, leaves nothing that one
+/// reap cannot finish: every entry FREE, the broadcast producer free to publish, and after
+/// four times the table size of kills a full table still registers. The step is drawn from the
+/// seed, so a failing trial replays with `FRAMEBUS_CRASH_SEED`.
+#[test]
+fn consumers_killed_inside_register_or_unregister_leave_no_stuck_entry() {
+    use framebus_core::segment::fault::{REGISTER_STEPS, UNREGISTER_STEPS};
+    let (mut rng, trials) = params("killed_inside_register_or_unregister");
+    let tables = Tables::new("killreg");
+    for (op, steps) in [("register", REGISTER_STEPS), ("unregister", UNREGISTER_STEPS)] {
+        for t in 0..trials {
+            let (s, kind) = tables.pick(t);
+            let step = 1 + rng.below(u64::from(steps));
+            let what = format!("{op} trial {t}: {kind} killed after step {step}");
+            killed(&["die-in", op, kind, s.name(), &step.to_string()], &what);
+            tables.check(&what);
+        }
+    }
+    for s in [&tables.queue, &tables.broadcast] {
+        let kind = if s.segment().layout().spec.pattern == framebus_core::Pattern::WorkQueue {
+            ConsumerKind::Worker
+        } else {
+            ConsumerKind::Subscriber
+        };
+        let all: Vec<_> = (0..TABLE).map(|_| s.register(kind).expect("the table has room for every entry")).collect();
+        drop(all);
+    }
+}
+
+/// The same at any instant: a process registering and unregistering in a loop is SIGKILLed
+/// after a random 0-400 µs, wherever it is (in `register`, in `unregister`, between them).
+#[test]
+fn consumers_killed_at_any_instant_of_register_or_unregister_leave_no_stuck_entry() {
+    let (mut rng, trials) = params("killed_at_any_instant_of_register_or_unregister");
+    let tables = Tables::new("killany");
+    for t in 0..trials {
+        let (s, kind) = tables.pick(t);
+        let mut victim = Peer::spawn(&["entries", kind, s.name()]);
+        assert_eq!(victim.line(), "ready");
+        spin(rng.below(400));
+        victim.child.kill().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        let status = victim.child.wait().unwrap();
+        assert_eq!(status.signal(), Some(9), "trial {t}: the victim failed on its own: {status}");
+        tables.check(&format!("trial {t} ({kind})"));
+    }
+}
+
+/// Finding 6: a consumer killed while asleep in `wait::claim` does not leave its waiter
+/// announcement behind: once it is reaped, publishing makes no wake-up call (invariant 4: a
+/// system call only when someone sleeps).
+#[test]
+fn a_consumer_killed_asleep_leaves_no_waiter_behind() {
+    let name = unique("sleeper");
+    let spec = spec(4).with_policy(framebus_core::OverflowPolicy::DropOldest);
+    let shared = SharedSegment::create(&name, &spec, CreateOptions::default()).unwrap();
+    let seg = shared.segment();
+    let mut p = shared.attach_producer().unwrap();
+    let mut sleeper = Peer::spawn(&["sleep", &name]);
+    assert_eq!(sleeper.line(), "ready");
+    let (_, waiters) = seg.frame_wake_words();
+    eventually("the worker falls asleep", || waiters.load(framebus_core::sync::Ordering::Acquire) != 0);
+    sleeper.child.kill().unwrap();
+    sleeper.child.wait().unwrap();
+    assert_eq!(shared.reap().len(), 1, "the dead sleeper is reaped");
+    let mut wakes = 0;
+    for _ in 0..100 {
+        let slot = p.begin().unwrap();
+        wakes += u32::from(slot.publish(framebus_core::FrameMeta::default()).wake);
+    }
+    assert_eq!(
+        wakes,
+        0,
+        "after the sleeper's death and reap: waiters word {:#x}, {wakes} of 100 publishes asked for a wake-up",
+        waiters.load(framebus_core::sync::Ordering::Acquire)
+    );
+}
