@@ -9,7 +9,7 @@ use core::fmt;
 /// First eight bytes of every segment: `b"FRAMEBUS"`.
 pub const MAGIC: [u8; 8] = *b"FRAMEBUS";
 /// The layout version this crate writes and reads.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// Size of the header page; the control area starts after it.
 pub const HEADER_SIZE: u64 = 4096;
 /// Bytes of the header page that carry fields (the rest is zero).
@@ -109,7 +109,8 @@ pub mod ctl {
     /// Within a consumer line.
     pub mod consumer {
         pub const STATE: u64 = 0;
-        pub const OWNER: u64 = 8;
+        /// Process slot *j* (line *j*): the token of a process with consumers here, 0 when free.
+        pub const PROCESS: u64 = 8;
         pub const LEASE_NS: u64 = 16;
         pub const CURSOR: u64 = 24;
         pub const DELIVERED: u64 = 32;
@@ -779,7 +780,8 @@ impl fmt::Display for HeaderError {
                 write!(f, "segment header is all zero: the creator has not finished initialising it (retry shortly) or it died while creating it (remove the segment and recreate it)")
             }
             Self::BadMagic { found } => write!(f, "not a framebus segment: magic is {found:02x?}, expected \"FRAMEBUS\"; check the segment name"),
-            Self::UnsupportedVersion { found } => write!(f, "segment layout version {found} is not supported (this build reads version {LAYOUT_VERSION}); use matching framebus versions on both sides"),
+            Self::UnsupportedVersion { found } if *found < LAYOUT_VERSION => write!(f, "segment layout version {found} was written by an older framebus (this build reads version {LAYOUT_VERSION}; version 2 changed the consumer-table protocol, and the two must never share a segment): stop the processes still on the old version, remove the segment (`framebus gc`, or delete it) and create it again"),
+            Self::UnsupportedVersion { found } => write!(f, "segment layout version {found} was written by a newer framebus (this build reads version {LAYOUT_VERSION}): upgrade this program, or create the segment with the version every process uses"),
             Self::BadHeaderSize { found } => write!(f, "header size field is {found}, expected {HEADER_SIZE}: corrupt header; recreate the segment"),
             Self::Checksum { stored, computed } => write!(f, "header checksum mismatch (stored {stored:#018x}, computed {computed:#018x}): the header was overwritten after creation; recreate the segment"),
             Self::SizeMismatch { header_total, region_len } => write!(f, "header says the segment has {header_total} bytes but {region_len} are mapped: the segment was truncated or resized; recreate it"),

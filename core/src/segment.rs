@@ -84,9 +84,11 @@ const NEVER: u32 = 0;
 /// and [`Consumer::unregister_dying`] can be stopped after have.
 #[doc(hidden)]
 pub mod fault {
-    /// Steps of `register` (each a store or CAS on the consumer's entry).
-    pub const REGISTER_STEPS: u32 = 2;
-    /// Steps of `unregister`.
+    /// Steps of `register`: 1 process slot claimed, 2 entry claimed (joining), 3 counters
+    /// initialised, 4 kind published and start stored (the last CAS not yet made).
+    pub const REGISTER_STEPS: u32 = 4;
+    /// Steps of `unregister`: 1 entry RECLAIMING, 2 holds cleared, 3 waiter bit cleared (the
+    /// FREE CAS not yet made).
     pub const UNREGISTER_STEPS: u32 = 3;
 }
 
@@ -154,22 +156,44 @@ const ENTRY_ALIVE: u64 = 1;
 const ENTRY_RECLAIMING: u64 = 2;
 const ENTRY_BUSY: u64 = 1 << 2;
 const ENTRY_KIND_SHIFT: u32 = 4;
+/// Kind 0 in an ALIVE entry: a registration that has not yet said what it is (see `register`).
+const KIND_JOINING: u64 = 0;
 const ENTRY_HOLDS_SHIFT: u32 = 8;
+const ENTRY_HOLDS_MASK: u64 = (1 << 11) - 1;
+const ENTRY_PROC_SHIFT: u32 = 20;
+const ENTRY_PROC_MASK: u64 = 0xF;
+const ENTRY_GEN_SHIFT: u32 = 24;
+const ENTRY_GEN_MASK: u64 = (1 << 40) - 1;
 
-/// A decoded consumer-table entry state.
+/// Status of a consumer-table entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryStatus {
+    /// Unused: a consumer may register here.
+    Free,
+    /// A registered consumer (or one registering: kind not yet set).
+    Alive,
+    /// Being reclaimed: its holds are being cleared; anyone may finish the job.
+    Reclaiming,
+    /// Status bits 3: no protocol writes it (a corrupt or hostile word).
+    Invalid,
+}
+
+/// A decoded consumer-table entry state word (layout v2, `docs/LAYOUT.md` §5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EntryState {
-    /// 0 free, 1 alive, 2 being reclaimed.
-    pub status: u8,
+    /// Free, alive or being reclaimed.
+    pub status: EntryStatus,
     /// Inside an operation right now.
     pub busy: bool,
-    /// The consumer kind (when alive).
+    /// The consumer kind (when alive; `None` while a registration has not set it yet).
     pub kind: Option<ConsumerKind>,
     /// Frames the consumer holds (as of its last operation).
     pub holds: u16,
-    /// Incremented each time the entry is released, so late operations of an evicted
-    /// consumer are recognised.
-    pub gen: u32,
+    /// Process slot naming the owning process (see [`Segment::process_token`]).
+    pub process: u32,
+    /// Incremented when a consumer registers and when the entry is freed, so that no operation
+    /// or judgement made about one occupant can match another (40 bits, wrapping).
+    pub gen: u64,
 }
 
 impl EntryState {
@@ -180,22 +204,32 @@ impl EntryState {
             3 => Some(ConsumerKind::Latest),
             _ => None,
         };
+        let status = match w & 3 {
+            ENTRY_FREE => EntryStatus::Free,
+            ENTRY_ALIVE => EntryStatus::Alive,
+            ENTRY_RECLAIMING => EntryStatus::Reclaiming,
+            _ => EntryStatus::Invalid,
+        };
         EntryState {
-            status: (w & 3) as u8,
+            status,
             busy: w & ENTRY_BUSY != 0,
             kind,
-            holds: (w >> ENTRY_HOLDS_SHIFT) as u16,
-            gen: (w >> 32) as u32,
+            holds: ((w >> ENTRY_HOLDS_SHIFT) & ENTRY_HOLDS_MASK) as u16,
+            process: ((w >> ENTRY_PROC_SHIFT) & ENTRY_PROC_MASK) as u32,
+            gen: w >> ENTRY_GEN_SHIFT,
         }
     }
 }
 
-const fn entry_word(status: u64, busy: bool, kind: u64, holds: u16, gen: u32) -> u64 {
+/// Encodes an entry word. `holds` ≤ [`crate::layout::MAX_SLOTS`] fits its 11 bits; `process`
+/// < 16 its 4; the generation is taken modulo 2⁴⁰.
+const fn entry_word(status: u64, busy: bool, kind: u64, holds: u16, process: u32, gen: u64) -> u64 {
     status
         | if busy { ENTRY_BUSY } else { 0 }
         | (kind << ENTRY_KIND_SHIFT)
-        | ((holds as u64) << ENTRY_HOLDS_SHIFT)
-        | ((gen as u64) << 32)
+        | ((holds as u64 & ENTRY_HOLDS_MASK) << ENTRY_HOLDS_SHIFT)
+        | ((process as u64 & ENTRY_PROC_MASK) << ENTRY_PROC_SHIFT)
+        | ((gen & ENTRY_GEN_MASK) << ENTRY_GEN_SHIFT)
 }
 
 /// Metadata a producer attaches to a frame. Sequence and position are assigned at publish.
@@ -308,6 +342,14 @@ pub enum RegisterError {
         /// table size
         max: u32,
     },
+    /// Every process slot is held by a running process (each process that registers keeps one
+    /// slot, for all its consumers, until it exits).
+    TooManyProcesses {
+        /// process slots (one per consumer entry)
+        max: u32,
+    },
+    /// Owner tokens must be non-zero (0 marks a free process slot).
+    ZeroToken,
     /// Workers need a work-queue segment, subscribers a broadcast one.
     WrongPattern {
         /// the segment's pattern
@@ -321,6 +363,8 @@ impl fmt::Display for RegisterError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::TableFull { max } => write!(f, "all {max} consumer entries are in use; reclaim dead consumers or create the segment with more"),
+            Self::TooManyProcesses { max } => write!(f, "all {max} process slots are held by running processes (a process keeps its slot until it exits, even with no consumer left); stop one of them or create the segment with more consumer entries"),
+            Self::ZeroToken => write!(f, "owner token 0 is reserved for 'no process'"),
             Self::WrongPattern { pattern, kind } => write!(f, "a {kind:?} cannot attach to a {pattern:?} segment (workers need WorkQueue, subscribers Broadcast; Latest readers fit both)"),
         }
     }
@@ -398,32 +442,51 @@ pub struct Reclaimed {
 pub enum ReclaimError {
     /// Index outside the consumer table.
     NoSuchEntry,
-    /// The entry is not `ALIVE` with that generation (already reclaimed or reused).
+    /// The entry is not that occupant any more: freed (by this or another reclaim), reused,
+    /// or its process slot no longer names the owner judged dead.
     Stale,
-    /// The consumer is inside an operation; retry, or `force` if its process is known dead.
+    /// The consumer is inside an operation; retry, or use [`Reclaim::Dead`] if its process is
+    /// known dead.
     Busy,
-    /// The consumer holds frames; only `force` (its process is known dead) takes them.
+    /// The consumer holds frames; only [`Reclaim::Dead`] (its process is known dead) takes them.
     Holding {
         /// frames held
         frames: u16,
     },
     /// The entry or a slot word kept changing for [`RETRY_LIMIT`] attempts (a misbehaving
-    /// peer); a forced retry finishes the job.
+    /// peer). The entry is left RECLAIMING if it got that far: any later reclaim or
+    /// [`Segment::reap`] finishes it.
     Contended,
+}
+
+/// How [`Segment::reclaim`] may take an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reclaim {
+    /// The consumer may be alive: take the entry only if it is between operations and holds
+    /// no frame (a lease that expired, a subscriber that stopped reading, `unregister`).
+    Idle,
+    /// The caller found the process with token `owner` dead: take the entry whatever it holds,
+    /// but only while the entry still names that process.
+    Dead {
+        /// the token judged dead (read from the process slot the entry names)
+        owner: u64,
+    },
 }
 
 impl fmt::Display for ReclaimError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NoSuchEntry => write!(f, "no such consumer entry"),
-            Self::Stale => write!(f, "consumer entry was already reclaimed or reused"),
-            Self::Busy => write!(f, "consumer is inside an operation; retry, or force if its process is dead"),
+            Self::Stale => write!(f, "consumer entry was already reclaimed or reused, or names another process now"),
+            Self::Busy => {
+                write!(f, "consumer is inside an operation; retry, or reclaim it as dead if its process is dead")
+            }
             Self::Holding { frames } => write!(
                 f,
-                "consumer holds {frames} frame(s) and may be reading them: kill its process, then reclaim with force"
+                "consumer holds {frames} frame(s) and may be reading them: kill its process, then reclaim it as dead"
             ),
             Self::Contended => {
-                write!(f, "consumer entry or slot words kept changing (misbehaving peer); retry with force")
+                write!(f, "consumer entry or slot words kept changing (misbehaving peer); retry, a later reclaim or reap finishes it")
             }
         }
     }
@@ -601,18 +664,35 @@ impl<'a> Segment<'a> {
         (r(ctl::consumer::DELIVERED), r(ctl::consumer::SKIPPED), r(ctl::consumer::CURSOR), r(ctl::consumer::JOINED_POS))
     }
 
-    /// Owner token and lease deadline of consumer entry `idx` (for the platform's liveness check).
+    /// Owner token and lease deadline of consumer entry `idx` (for the platform's liveness
+    /// check and for inspection): the token in the process slot the entry names, 0 for a FREE
+    /// entry (or one naming no valid slot).
     ///
     /// # Panics
     /// When `idx` is not below the consumer table size.
     pub fn entry_owner(&self, idx: u32) -> (u64, u64) {
-        assert!(idx < self.layout.spec.max_consumers);
-        (
-            self.entry(idx, ctl::consumer::OWNER).load(Ordering::Acquire),
-            // The owner is published by `register`'s Release store of the entry word; the lease is
-            // advisory (stored Relaxed by `Consumer::set_lease`), the platform re-checks liveness.
-            self.entry(idx, ctl::consumer::LEASE_NS).load(Ordering::Acquire),
-        )
+        let st = self.entry_state(idx);
+        let owner = match st.status {
+            EntryStatus::Alive | EntryStatus::Reclaiming if st.process < self.layout.spec.max_consumers => {
+                self.process_token(st.process)
+            }
+            _ => 0,
+        };
+        // The lease is advisory (stored inside the consumer's busy bracket by
+        // `Consumer::set_lease`); the platform re-checks liveness.
+        (owner, self.entry(idx, ctl::consumer::LEASE_NS).load(Ordering::Acquire))
+    }
+
+    /// The token held by process slot `p` (0 when free). Process slot `p` is the `process` word
+    /// of consumer line `p`; an entry names its owner by slot index, inside its state word.
+    ///
+    /// # Panics
+    /// When `p` is not below the consumer table size.
+    pub fn process_token(&self, p: u32) -> u64 {
+        assert!(p < self.layout.spec.max_consumers);
+        // SYNC POINT process-slot: Acquire pairs with the AcqRel CAS that claimed the slot in
+        // `Segment::process_slot`.
+        self.entry(p, ctl::consumer::PROCESS).load(Ordering::Acquire)
     }
 
     /// The attached producer's process token, 0 when no producer is attached (never attached,
@@ -741,19 +821,64 @@ impl<'a> Segment<'a> {
                 );
             }
         }
+        // SYNC POINT join (store buffering), for a producer that has not published yet: the
+        // last `write_pos` store was the dead producer's, and our Acquire load above
+        // synchronises with that store, not with the SeqCst fence the dead producer issued after
+        // it. Under C11 our first `min_cursor` could then miss a subscriber that read the older
+        // `write_pos` and recycle the frame it starts at (x86-TSO and ARMv8 forbid that
+        // outcome; C11 does not). This fence stands in for the one `WriteSlot::publish` issues,
+        // between our view of `write_pos` and our first entry loads. Pairs with the SeqCst
+        // fence in `Segment::register_with`.
+        fence(Ordering::SeqCst);
         Ok(Producer { seg: *self, token, epoch, write_pos, next_seq, hint: 0 })
     }
 
-    /// Registers a consumer of `kind`, owned by platform `token` (liveness is the platform's).
-    /// Subscribers and latest readers start at the next frame to be published.
+    /// Registers a consumer of `kind`, owned by platform `token` (a non-zero liveness token of
+    /// the calling process). Subscribers and latest readers start at the next frame to be
+    /// published. Without a liveness check, a process slot of a dead process is never reused
+    /// (see [`Segment::register_with`]).
     ///
     /// # Errors
-    /// [`RegisterError::TableFull`] or [`RegisterError::WrongPattern`].
+    /// [`RegisterError::TableFull`], [`RegisterError::TooManyProcesses`],
+    /// [`RegisterError::WrongPattern`], [`RegisterError::ZeroToken`].
     pub fn register(&self, kind: ConsumerKind, token: u64) -> Result<Consumer<'a>, RegisterError> {
-        self.register_impl(kind, token, NEVER).map(|c| c.expect("runs to completion"))
+        self.register_with(kind, token, |_| true)
     }
 
-    /// Fault injection for crash tests: runs [`Segment::register`] and stops it dead after
+    /// [`Segment::register`] with the platform's liveness check, which lets the registration
+    /// reuse the process slot of a dead process that no entry names any more.
+    ///
+    /// # The registration protocol (layout v2)
+    /// 1. Find the caller's process slot: the one holding `token`, else claim a free one
+    ///    (CAS 0 → token), else take over one whose token `is_alive` calls dead and that no
+    ///    non-FREE entry names (CAS dead → token). A dead token is never reissued, so this
+    ///    CAS cannot suffer ABA, and only the dead process could have made a new entry name
+    ///    the slot.
+    /// 2. CAS a FREE(g) entry to ALIVE(g+1, busy, kind *joining*, process slot p): the claim
+    ///    and the owner's name in one atomic step, and a generation no snapshot of the entry
+    ///    taken before it can match.
+    /// 3. Initialise the counters and set the cursor to the current `write_pos` (ours alone:
+    ///    nobody reads the fields of a joining entry).
+    /// 4. CAS the kind in (Release: publishes step 3 to `min_cursor`).
+    /// 5. SeqCst fence, read `write_pos` again as the starting point, store it (SYNC POINT
+    ///    join), and CAS out of busy (Release).
+    ///
+    /// A process killed after step 2 leaves an ALIVE entry naming its dead process: any
+    /// [`Segment::reap`] reclaims it. Between 2 and 4 the entry counts for nobody's cursor;
+    /// from 4 its cursor is at most a few frames behind the final one (conservative).
+    ///
+    /// # Errors
+    /// As [`Segment::register`].
+    pub fn register_with(
+        &self,
+        kind: ConsumerKind,
+        token: u64,
+        is_alive: impl Fn(u64) -> bool,
+    ) -> Result<Consumer<'a>, RegisterError> {
+        self.register_impl(kind, token, is_alive, NEVER).map(|c| c.expect("runs to completion"))
+    }
+
+    /// Fault injection for crash tests: runs [`Segment::register_with`] and stops it dead after
     /// step `step` (1 ..= [`fault::REGISTER_STEPS`]), leaving the shared words exactly as a
     /// process killed there leaves them. `Ok(true)` when it stopped there, `Ok(false)` when it
     /// finished first (the consumer is then simply forgotten, as by a kill right after).
@@ -761,11 +886,23 @@ impl<'a> Segment<'a> {
     /// # Errors
     /// As [`Segment::register`].
     #[doc(hidden)]
-    pub fn register_dying(&self, kind: ConsumerKind, token: u64, step: u32) -> Result<bool, RegisterError> {
-        self.register_impl(kind, token, step).map(|c| c.is_none())
+    pub fn register_dying(
+        &self,
+        kind: ConsumerKind,
+        token: u64,
+        is_alive: impl Fn(u64) -> bool,
+        step: u32,
+    ) -> Result<bool, RegisterError> {
+        self.register_impl(kind, token, is_alive, step).map(|c| c.is_none())
     }
 
-    fn register_impl(&self, kind: ConsumerKind, token: u64, die: u32) -> Result<Option<Consumer<'a>>, RegisterError> {
+    fn register_impl(
+        &self,
+        kind: ConsumerKind,
+        token: u64,
+        is_alive: impl Fn(u64) -> bool,
+        die: u32,
+    ) -> Result<Option<Consumer<'a>>, RegisterError> {
         let pattern = self.layout.spec.pattern;
         match (kind, pattern) {
             (ConsumerKind::Worker, Pattern::Broadcast) | (ConsumerKind::Subscriber, Pattern::WorkQueue) => {
@@ -773,49 +910,79 @@ impl<'a> Segment<'a> {
             }
             _ => {}
         }
-        for idx in 0..self.layout.spec.max_consumers {
+        if token == 0 {
+            return Err(RegisterError::ZeroToken);
+        }
+        let max = self.layout.spec.max_consumers;
+        let free = |idx| EntryState::decode(self.entry(idx, ctl::consumer::STATE).load(Ordering::Relaxed)).status;
+        // A full table is the first thing to report (and no reason to claim a process slot).
+        if !(0..max).any(|idx| free(idx) == EntryStatus::Free) {
+            return Err(RegisterError::TableFull { max });
+        }
+        let p = self.process_slot(token, &is_alive).ok_or(RegisterError::TooManyProcesses { max })?;
+        if die == 1 {
+            return Ok(None);
+        }
+        for idx in 0..max {
             let w = self.entry(idx, ctl::consumer::STATE);
-            // Acquire pairs with the Release store of FREE in `reclaim` (SYNC POINT entry-free).
+            // SYNC POINT entry-free: Acquire pairs with the Release CAS to FREE in `finish`.
             let cur = w.load(Ordering::Acquire);
             let st = EntryState::decode(cur);
-            if u64::from(st.status) != ENTRY_FREE {
+            if st.status != EntryStatus::Free {
                 continue;
             }
-            let busy = entry_word(ENTRY_ALIVE, true, kind as u64, 0, st.gen);
-            // SYNC POINT entry-free: Acquire pairs with the Release store of FREE in `reclaim`.
-            if w.compare_exchange(cur, busy, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+            let gen = st.gen.wrapping_add(1) & ENTRY_GEN_MASK;
+            let joining = entry_word(ENTRY_ALIVE, true, KIND_JOINING, 0, p, gen);
+            // SYNC POINT entry-free: the CAS reads the FREE word a finisher stored (Acquire), so
+            // every hold of the previous occupant is cleared before we can claim a frame.
+            if w.compare_exchange(cur, joining, Ordering::AcqRel, Ordering::Relaxed).is_err() {
                 continue;
-            }
-            if die == 1 {
-                return Ok(None);
-            }
-            // SYNC POINT join (store buffering): we store our entry, then load `write_pos`; the
-            // producer stores `write_pos`, then (next `begin`) loads the entries. Without a SeqCst
-            // fence on both sides both could read the old values, and the producer could recycle
-            // the first frame we start at. Pairs with the SeqCst fence in `WriteSlot::publish`.
-            fence(Ordering::SeqCst);
-            let start = self.ctl(ctl::WRITE_POS).load(Ordering::Acquire);
-            for (f, v) in [
-                (ctl::consumer::OWNER, token),
-                (ctl::consumer::LEASE_NS, 0),
-                (ctl::consumer::CURSOR, start),
-                (ctl::consumer::DELIVERED, 0),
-                (ctl::consumer::SKIPPED, 0),
-                (ctl::consumer::JOINED_POS, start),
-            ] {
-                // Relaxed: published by the Release store of the entry word below (SYNC POINT entry-alive).
-                self.entry(idx, f).store(v, Ordering::Relaxed);
             }
             if die == 2 {
                 return Ok(None);
             }
-            // SYNC POINT entry-alive: pairs with the Acquire loads of the entry state in
-            // `Producer::min_cursor` and `reclaim`; publishes the initialised counters. A CAS
-            // from our busy word: if a reaper took the entry meanwhile (it saw a stale owner),
-            // we must not bring it back to life over a newer occupant.
+            // The entry is ours: nobody reads the fields of a joining entry, and nobody else
+            // writes them while it is ALIVE under our generation.
+            let pre = self.ctl(ctl::WRITE_POS).load(Ordering::Acquire);
+            for (f, v) in [
+                (ctl::consumer::LEASE_NS, 0),
+                (ctl::consumer::CURSOR, pre),
+                (ctl::consumer::DELIVERED, 0),
+                (ctl::consumer::SKIPPED, 0),
+                (ctl::consumer::JOINED_POS, pre),
+            ] {
+                // Relaxed: published by the Release CAS below (SYNC POINT entry-alive).
+                self.entry(idx, f).store(v, Ordering::Relaxed);
+            }
+            if die == 3 {
+                return Ok(None);
+            }
+            let named = entry_word(ENTRY_ALIVE, true, kind as u64, 0, p, gen);
+            // SYNC POINT entry-alive: Release pairs with the Acquire loads of the entry word in
+            // `Producer::min_cursor`: a producer that sees our kind sees the cursor stored above.
+            // A CAS: only a reaper that judged our process dead can have changed the word.
+            if w.compare_exchange(joining, named, Ordering::Release, Ordering::Relaxed).is_err() {
+                continue;
+            }
+            // SYNC POINT join (store buffering): we store our entry, then load `write_pos`; the
+            // producer stores `write_pos`, then (next `begin`) loads the entries. Without a SeqCst
+            // fence on both sides both could read the old values, and the producer could recycle
+            // the first frame we start at. Pairs with the SeqCst fence in `WriteSlot::publish`
+            // (and the one ending `Segment::take_over_producer`).
+            fence(Ordering::SeqCst);
+            let start = self.ctl(ctl::WRITE_POS).load(Ordering::Acquire);
+            for f in [ctl::consumer::CURSOR, ctl::consumer::JOINED_POS] {
+                // Relaxed: published by the Release CAS below; `start >= pre`, so a producer that
+                // still reads `pre` is only more careful than it needs to be.
+                self.entry(idx, f).store(start, Ordering::Relaxed);
+            }
+            if die == 4 {
+                return Ok(None);
+            }
+            // SYNC POINT entry-alive: as above.
             if w.compare_exchange(
-                busy,
-                entry_word(ENTRY_ALIVE, false, kind as u64, 0, st.gen),
+                named,
+                entry_word(ENTRY_ALIVE, false, kind as u64, 0, p, gen),
                 Ordering::Release,
                 Ordering::Relaxed,
             )
@@ -826,7 +993,8 @@ impl<'a> Segment<'a> {
             return Ok(Some(Consumer {
                 seg: *self,
                 idx,
-                gen: st.gen,
+                gen,
+                process: p,
                 kind,
                 cursor: start,
                 delivered: 0,
@@ -834,27 +1002,59 @@ impl<'a> Segment<'a> {
                 holds: 0,
             }));
         }
-        Err(RegisterError::TableFull { max: self.layout.spec.max_consumers })
+        Err(RegisterError::TableFull { max })
     }
 
-    /// Evicts consumer entry `idx` of generation `gen` and frees the entry for reuse under
-    /// generation `gen + 1`; a late operation of the evicted consumer then returns
+    /// The process slot for `token` (step 1 of [`Segment::register_with`]).
+    fn process_slot(&self, token: u64, is_alive: impl Fn(u64) -> bool) -> Option<u32> {
+        let n = self.layout.spec.max_consumers;
+        let slot = |p| self.entry(p, ctl::consumer::PROCESS);
+        if let Some(p) = (0..n).find(|&p| self.process_token(p) == token) {
+            return Some(p);
+        }
+        // SYNC POINT process-slot: AcqRel pairs with the Acquire loads in `process_token`.
+        let claim =
+            |p: u32, from: u64| slot(p).compare_exchange(from, token, Ordering::AcqRel, Ordering::Relaxed).is_ok();
+        if let Some(p) = (0..n).find(|&p| self.process_token(p) == 0 && claim(p, 0)) {
+            return Some(p);
+        }
+        (0..n).find(|&p| {
+            let t = self.process_token(p);
+            t != 0 && !is_alive(t) && !self.names_process(p) && claim(p, t)
+        })
+    }
+
+    /// True when some non-FREE entry names process slot `p`.
+    fn names_process(&self, p: u32) -> bool {
+        (0..self.layout.spec.max_consumers).any(|idx| {
+            // Acquire: an entry the dead process made is visible with its final word.
+            let st = EntryState::decode(self.entry(idx, ctl::consumer::STATE).load(Ordering::Acquire));
+            st.status != EntryStatus::Free && st.process == p
+        })
+    }
+
+    /// Evicts consumer entry `idx` of generation `gen` and frees it for reuse under generation
+    /// `gen + 1`; a late operation of the evicted consumer then returns
     /// [`ClaimError::Evicted`] and has no effect.
     ///
-    /// Without `force` this is safe at any time: it succeeds only when the consumer is between
-    /// operations **and holds no frame** (a subscriber that stopped reading, say), so it can
-    /// never take a slot from a live reader. A consumer that holds frames is refused with
-    /// [`ReclaimError::Holding`].
+    /// - [`Reclaim::Idle`] is safe at any time: it succeeds only when the consumer is between
+    ///   operations **and holds no frame** (a subscriber that stopped reading, say), so it can
+    ///   never take a slot from a live reader. A consumer that holds frames is refused with
+    ///   [`ReclaimError::Holding`].
+    /// - [`Reclaim::Dead`] asserts that the process `owner` is dead (it can never resume), and
+    ///   acts only while the entry's process slot still names `owner`: its holds are cleared
+    ///   from every slot (a worker's frames become FREE). A judgement is thus tied to the
+    ///   occupant it was made about — generation and owner together.
     ///
-    /// With `force`, the caller asserts that the owning process is dead (it can never resume):
-    /// its holds are cleared from every slot (a worker's frames become FREE), and a reclaim that
-    /// an earlier reaper left half-done (`RECLAIMING`) is finished. Forcing a live consumer lets
-    /// the producer rewrite a slot that consumer may still be reading: kill it first.
+    /// Either way an entry found RECLAIMING at `gen` (a reclaim or an `unregister` stopped by a
+    /// crash, or one running right now) is finished: finishing is idempotent and safe to run
+    /// in any number of processes at once, because every hold is cleared by a CAS validated
+    /// against the entry still being RECLAIMING at `gen` (see `finish`).
     ///
     /// # Examples
     /// ```
     /// # use framebus_core::*;
-    /// # use framebus_core::segment::ReclaimError;
+    /// # use framebus_core::segment::{Reclaim, ReclaimError};
     /// # let spec = SegmentSpec::new(FrameGeometry::new(8, 1, PixelFormat::Gray8), 2);
     /// # let heap = HeapRegion::for_layout(&Layout::compute(&spec).unwrap());
     /// # let seg = Segment::create(heap.region(), &spec, Creator::default()).unwrap();
@@ -862,234 +1062,248 @@ impl<'a> Segment<'a> {
     /// let mut w = seg.register(ConsumerKind::Worker, 7).unwrap();
     /// p.begin().unwrap().publish(FrameMeta::default());
     /// let _frame = w.claim().unwrap();
-    /// assert_eq!(seg.reclaim(w.index(), w.generation(), false), Err(ReclaimError::Holding { frames: 1 }));
+    /// assert_eq!(seg.reclaim(w.index(), w.generation(), Reclaim::Idle), Err(ReclaimError::Holding { frames: 1 }));
     /// // ... the platform finds process 7 dead:
-    /// let r = seg.reclaim(w.index(), w.generation(), true).unwrap();
+    /// let r = seg.reclaim(w.index(), w.generation(), Reclaim::Dead { owner: 7 }).unwrap();
     /// assert_eq!(r.cleared, 1);
     /// ```
     ///
     /// # Errors
     /// [`ReclaimError`] when nothing was done.
-    pub fn reclaim(&self, idx: u32, gen: u32, force: bool) -> Result<Reclaimed, ReclaimError> {
-        // An anonymous reaper (token 0) counts as dead: anyone may finish its work.
-        self.reclaim_as(idx, gen, force, 0, |_| false)
+    pub fn reclaim(&self, idx: u32, gen: u64, how: Reclaim) -> Result<Reclaimed, ReclaimError> {
+        self.reclaim_impl(idx, gen, how, NEVER).map(|r| r.expect("runs to completion"))
     }
 
-    /// [`Segment::reclaim`] by a reaper identified by the platform token `reaper`. While the
-    /// entry is `RECLAIMING` its owner field holds that token; a forced reclaim finishes another
-    /// reaper's work only when `is_alive(that token)` is false, and only after winning a CAS on
-    /// the owner field, so two finishers never run at once (a second one could otherwise clear
-    /// the bit of a new consumer that registered on the freed entry). Concurrent forced reclaims
-    /// must use distinct non-zero tokens; [`Segment::reclaim`] is anonymous (token 0).
+    /// Fault injection for crash tests: [`Segment::reclaim`] stopped dead after step `step`
+    /// (1 ..= [`fault::UNREGISTER_STEPS`]), as a reaper killed there leaves it. `Ok(true)` when
+    /// it stopped there.
     ///
     /// # Errors
-    /// As [`Segment::reclaim`]; [`ReclaimError::Busy`] when a live reaper is at work.
-    pub fn reclaim_as(
-        &self,
-        idx: u32,
-        gen: u32,
-        force: bool,
-        reaper: u64,
-        is_alive: impl Fn(u64) -> bool,
-    ) -> Result<Reclaimed, ReclaimError> {
-        self.reclaim_impl(idx, gen, force, reaper, is_alive, NEVER).map(|r| r.expect("runs to completion"))
+    /// As [`Segment::reclaim`].
+    #[doc(hidden)]
+    pub fn reclaim_dying(&self, idx: u32, gen: u64, how: Reclaim, step: u32) -> Result<bool, ReclaimError> {
+        self.reclaim_impl(idx, gen, how, step).map(|r| r.is_none())
     }
 
-    fn reclaim_impl(
-        &self,
-        idx: u32,
-        gen: u32,
-        force: bool,
-        reaper: u64,
-        is_alive: impl Fn(u64) -> bool,
-        die: u32,
-    ) -> Result<Option<Reclaimed>, ReclaimError> {
-        if idx >= self.layout.spec.max_consumers {
+    fn reclaim_impl(&self, idx: u32, gen: u64, how: Reclaim, die: u32) -> Result<Option<Reclaimed>, ReclaimError> {
+        let n = self.layout.spec.max_consumers;
+        if idx >= n {
             return Err(ReclaimError::NoSuchEntry);
         }
         let w = self.entry(idx, ctl::consumer::STATE);
         // SYNC POINT entry-evict: Acquire pairs with the Release bracket CAS in `Consumer::leave`.
         let mut cur = w.load(Ordering::Acquire);
-        let mut evicted = false;
+        let mut reclaiming = false;
         for _ in 0..RETRY_LIMIT {
             let st = EntryState::decode(cur);
             if st.gen != gen {
                 return Err(ReclaimError::Stale);
             }
-            match u64::from(st.status) {
-                ENTRY_ALIVE => {}
-                ENTRY_RECLAIMING if force => {
-                    // Finish what a dead reaper started, if it is dead and we win the job.
-                    let owner_word = self.entry(idx, ctl::consumer::OWNER);
-                    // SYNC POINT reaper: Acquire pairs with the Release store of the reaper token.
-                    let other = owner_word.load(Ordering::Acquire);
-                    if is_alive(other) {
-                        return Err(ReclaimError::Busy);
-                    }
-                    if owner_word.compare_exchange(other, reaper, Ordering::AcqRel, Ordering::Acquire).is_err() {
-                        return Err(ReclaimError::Busy);
-                    }
-                    // Still ours to finish? (The dead reaper may have freed it after all.)
-                    if w.load(Ordering::Acquire) != cur {
-                        return Err(ReclaimError::Stale);
-                    }
-                    evicted = true;
+            match st.status {
+                EntryStatus::Reclaiming => {
+                    reclaiming = true;
                     break;
                 }
-                _ => return Err(ReclaimError::Stale),
+                EntryStatus::Alive => {}
+                EntryStatus::Free | EntryStatus::Invalid => return Err(ReclaimError::Stale),
             }
-            if !force && st.busy {
-                return Err(ReclaimError::Busy);
+            match how {
+                Reclaim::Idle if st.busy => return Err(ReclaimError::Busy),
+                Reclaim::Idle if st.holds != 0 => return Err(ReclaimError::Holding { frames: st.holds }),
+                Reclaim::Idle => {}
+                Reclaim::Dead { owner } => {
+                    // The entry word we CAS from names slot `st.process`, and a slot is never
+                    // reused while an entry names it: if it holds `owner` now, the occupant we
+                    // evict is the process judged dead.
+                    if st.process >= n || self.process_token(st.process) != owner {
+                        return Err(ReclaimError::Stale);
+                    }
+                }
             }
-            if !force && st.holds != 0 {
-                return Err(ReclaimError::Holding { frames: st.holds });
-            }
-            // The consumer's token, read while the entry is ALIVE (it does not change then); the
-            // job is claimed below by a CAS from exactly this value.
-            let consumer = self.entry(idx, ctl::consumer::OWNER).load(Ordering::Acquire);
             // SYNC POINT entry-evict: same word as the consumer's bracket CAS in
             // `Consumer::enter` / `leave`: exactly one of them wins, and the holds count we
             // checked is the one in force when we win.
             match w.compare_exchange(
                 cur,
-                entry_word(ENTRY_RECLAIMING, false, 0, 0, gen),
+                entry_word(ENTRY_RECLAIMING, false, 0, 0, st.process, gen),
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
-                    if die == 1 {
-                        return Ok(None);
-                    }
-                    // Claim the job on the owner field too: a concurrent forced reclaim that lost
-                    // the entry CAS may already be finishing (it saw RECLAIMING and the dead
-                    // consumer's token); exactly one CAS on the owner field wins.
-                    let owner_word = self.entry(idx, ctl::consumer::OWNER);
-                    // SYNC POINT reaper: AcqRel pairs with the Acquire load of a would-be finisher.
-                    if owner_word.compare_exchange(consumer, reaper, Ordering::AcqRel, Ordering::Acquire).is_err() {
-                        return Err(ReclaimError::Busy);
-                    }
-                    evicted = true;
-                    cur = entry_word(ENTRY_RECLAIMING, false, 0, 0, gen);
-                    if die == 2 {
-                        return Ok(None);
-                    }
+                    reclaiming = true;
                     break;
                 }
                 Err(now) => cur = now,
             }
         }
-        if !evicted {
+        if !reclaiming {
             return Err(ReclaimError::Contended);
         }
-        let cleared = self.clear_holds(idx).ok_or(ReclaimError::Contended)?;
+        if die == 1 {
+            return Ok(None);
+        }
+        self.finish(idx, gen, die)
+    }
+
+    /// True while entry `idx` is RECLAIMING at generation `gen`.
+    ///
+    /// SYNC POINT reclaim-validate: called after an Acquire load of a shared word (a slot
+    /// word, the frame-waiter mask) that carries entry `idx`'s bit. If that bit was set by the
+    /// entry's *next* occupant, the load read from that occupant's claim or announce RMW (all
+    /// later writes of a word with the bit set are RMWs, so they continue its release
+    /// sequence), which it made after registering, i.e. after reading the FREE word this
+    /// reclaim's finisher stored with Release: so this Acquire load then sees FREE or later,
+    /// and the caller leaves the bit alone.
+    fn reclaiming(&self, idx: u32, gen: u64) -> bool {
+        let st = EntryState::decode(self.entry(idx, ctl::consumer::STATE).load(Ordering::Acquire));
+        st.status == EntryStatus::Reclaiming && st.gen == gen
+    }
+
+    /// Finishes the reclaim of entry `idx` at `gen`: clears its bit from every slot and from the
+    /// frame-waiter mask, each by a CAS validated with `reclaiming`, then frees the entry.
+    /// Several finishers may run at once (a crashed reclaim, a reap, the owner's own
+    /// `unregister`): each bit is cleared exactly once, by whoever's CAS wins, and the FREE CAS
+    /// succeeds exactly once; the others return [`ReclaimError::Stale`].
+    fn finish(&self, idx: u32, gen: u64, die: u32) -> Result<Option<Reclaimed>, ReclaimError> {
+        let bit = 1u16 << idx;
+        let mut cleared = 0;
+        let mut out = Ok(());
+        'slots: for s in 0..self.layout.spec.slot_count {
+            let w = self.slot_word(s, ctl::slot::STATE);
+            // Acquire: SYNC POINT reclaim-validate (see `reclaiming`).
+            let mut cur = w.load(Ordering::Acquire);
+            for _ in 0..RETRY_LIMIT {
+                let st = SlotState::decode(cur);
+                if st.holders & bit == 0 || !matches!(st.kind, SlotKind::Ready | SlotKind::Taken) {
+                    continue 'slots;
+                }
+                if !self.reclaiming(idx, gen) {
+                    out = Err(ReclaimError::Stale);
+                    break 'slots;
+                }
+                // SYNC POINT slot-release (by reclaim): as in `Consumer::release`; Acquire on
+                // failure for SYNC POINT reclaim-validate.
+                match w.compare_exchange(cur, released(st, bit).encode(), Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => {
+                        cleared += 1;
+                        continue 'slots;
+                    }
+                    Err(now) => cur = now,
+                }
+            }
+            out = Err(ReclaimError::Contended);
+            break;
+        }
         // Statistics only; nothing is ordered by this counter.
         self.ctl(ctl::RECLAIMED).fetch_add(u64::from(cleared), Ordering::Relaxed);
+        // A Contended sweep leaves the entry RECLAIMING: any later reclaim or reap finishes it.
+        out?;
+        if die == 2 {
+            return Ok(None);
+        }
+        // The consumer may have died asleep: take its bit out of the frame-waiter mask, or
+        // every publish from now on would make a wake-up call for nobody.
+        let waiters = self.ctl(ctl::FRAME_WAITERS);
+        // Acquire: SYNC POINT reclaim-validate.
+        let mut m = waiters.load(Ordering::Acquire);
+        let mut done = false;
+        for _ in 0..RETRY_LIMIT {
+            if m & u64::from(bit) == 0 {
+                done = true;
+                break;
+            }
+            if !self.reclaiming(idx, gen) {
+                return Err(ReclaimError::Stale);
+            }
+            match waiters.compare_exchange(m, m & !u64::from(bit), Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    done = true;
+                    break;
+                }
+                Err(now) => m = now,
+            }
+        }
+        if !done {
+            return Err(ReclaimError::Contended);
+        }
         if die == 3 {
             return Ok(None);
         }
-        // The owner field keeps our token until a new consumer registers: a would-be finisher
-        // that arrives late sees a live reaper and backs off.
+        let w = self.entry(idx, ctl::consumer::STATE);
+        let cur = w.load(Ordering::Relaxed);
+        let st = EntryState::decode(cur);
+        if st.status != EntryStatus::Reclaiming || st.gen != gen {
+            return Err(ReclaimError::Stale);
+        }
         // SYNC POINT entry-free: Release pairs with the Acquire CAS in `register`; the entry
-        // may be reused only after every hold was cleared. A CAS, so that a second finisher
-        // never overwrites an entry that was freed and taken again meanwhile.
-        if w.compare_exchange(
+        // may be reused only after every hold was cleared. A CAS: exactly one finisher frees.
+        w.compare_exchange(
             cur,
-            entry_word(ENTRY_FREE, false, 0, 0, gen.wrapping_add(1)),
+            entry_word(ENTRY_FREE, false, 0, 0, 0, gen.wrapping_add(1)),
             Ordering::Release,
             Ordering::Relaxed,
         )
-        .is_err()
-        {
-            return Err(ReclaimError::Stale);
-        }
+        .map_err(|_| ReclaimError::Stale)?;
         // Freed slots, or a subscriber cursor no longer holding the producer back: wake it.
         let wake = self.bump_if_waiters(ctl::SPACE_WAKE, ctl::SPACE_WAITERS);
         Ok(Some(Reclaimed { cleared, wake }))
     }
 
-    /// Reclaims every consumer entry whose owner `is_alive` says is dead, as reaper `reaper`
-    /// (a non-zero token of the calling process), including entries a dead reaper left
-    /// half-reclaimed; calls `each(entry, what was reclaimed)` for each and returns how many.
-    /// The platform calls it with its liveness check; a [`Reclaimed::wake`] asks it to wake
-    /// the producer's space-wake word.
-    pub fn reap(&self, reaper: u64, is_alive: impl Fn(u64) -> bool, mut each: impl FnMut(u32, Reclaimed)) -> u32 {
-        let mut n = 0;
-        for idx in 0..self.layout.spec.max_consumers {
+    /// Reclaims every consumer entry whose process `is_alive` calls dead, and finishes every
+    /// reclaim a crash left half-done; calls `each(entry, what was reclaimed)` for each entry
+    /// it freed and returns how many. The platform calls it with its liveness check; a
+    /// [`Reclaimed::wake`] asks it to wake the producer's space-wake word.
+    ///
+    /// Each judgement is tied to its occupant: the entry's generation and the token in the
+    /// process slot it names, passed on as [`Reclaim::Dead`]. No entry is skipped for its
+    /// owner's value: an ALIVE entry always names a claimed process slot (step 2 of
+    /// [`Segment::register_with`]), so a registrant killed anywhere is found dead.
+    pub fn reap(&self, is_alive: impl Fn(u64) -> bool, mut each: impl FnMut(u32, Reclaimed)) -> u32 {
+        let n = self.layout.spec.max_consumers;
+        let mut freed = 0;
+        for idx in 0..n {
             let st = self.entry_state(idx);
-            if u64::from(st.status) == ENTRY_FREE {
-                continue;
-            }
-            let (owner, _) = self.entry_owner(idx);
-            // Owner 0: a registration between its CAS and its owner store (or a peer's garbage):
-            // not a dead process. Skip it; a real registrant stores its token next.
-            if owner == 0 || is_alive(owner) {
-                continue;
-            }
-            // The process is dead: it can never resume, so forcing is sound. We identify
-            // ourselves so that concurrent reapers never both finish the same entry.
-            if let Ok(r) = self.reclaim_as(idx, st.gen, true, reaper, &is_alive) {
-                each(idx, r);
-                n += 1;
-            }
-        }
-        n
-    }
-
-    /// Clears consumer `idx`'s bit from every slot; `None` when a slot word kept changing.
-    fn clear_holds(&self, idx: u32) -> Option<u32> {
-        let bit = 1u16 << idx;
-        let mut cleared = 0;
-        for s in 0..self.layout.spec.slot_count {
-            let w = self.slot_word(s, ctl::slot::STATE);
-            // Acquire: starting value for the CAS loop below, which carries the ordering.
-            let mut cur = w.load(Ordering::Acquire);
-            let mut done = false;
-            for _ in 0..RETRY_LIMIT {
-                let st = SlotState::decode(cur);
-                if st.holders & bit == 0 || !matches!(st.kind, SlotKind::Ready | SlotKind::Taken) {
-                    done = true;
-                    break;
-                }
-                let next = released(st, bit);
-                // SYNC POINT slot-release (by reclaim): as in `Consumer::release`.
-                match w.compare_exchange(cur, next.encode(), Ordering::AcqRel, Ordering::Acquire) {
-                    Ok(_) => {
-                        cleared += 1;
-                        done = true;
-                        break;
+            let how = match st.status {
+                EntryStatus::Free | EntryStatus::Invalid => continue,
+                EntryStatus::Reclaiming => Reclaim::Idle,
+                EntryStatus::Alive if st.process >= n => continue,
+                EntryStatus::Alive => {
+                    let owner = self.process_token(st.process);
+                    if owner != 0 && is_alive(owner) {
+                        continue;
                     }
-                    Err(now) => cur = now,
+                    Reclaim::Dead { owner }
                 }
-            }
-            if !done {
-                return None;
+            };
+            if let Ok(r) = self.reclaim(idx, st.gen, how) {
+                each(idx, r);
+                freed += 1;
             }
         }
-        Some(cleared)
+        freed
     }
 
-    /// The sleeper's half of the sleep handshake (the waker's half is `bump_if_waiters`, run by
-    /// `publish`, `release` and `reclaim`): reads the wake word, announces one more waiter, and
-    /// issues a SeqCst fence. The caller must then re-check its condition (claim again, or
-    /// `has_space`) and sleep only if it still fails, while the wake word still equals the
-    /// returned value; afterwards it calls [`Segment::retire_sleeper`].
+    /// The producer's half of the sleep handshake for space (the waker's half is
+    /// `bump_if_waiters`, run by `release` and `reclaim`): reads the space-wake word, announces
+    /// one more waiter, and issues a SeqCst fence. The caller must then re-check
+    /// [`Producer::has_space`] and sleep only if it still fails, while the wake word still
+    /// equals the returned value; afterwards it calls [`Segment::retire_space_sleeper`].
     ///
     /// Why no wake-up is lost: sleeper (announce; fence; re-check) against waker (change the
     /// condition; fence; read waiters) is store buffering closed by two SeqCst fences, so either
     /// the re-check sees the change or the waker sees the waiter and bumps the word, which
     /// makes the sleep return at once. Modelled by loom (`sleep_handshake_loses_no_wakeup`).
-    pub fn announce_sleeper(&self, kind: WakeKind) -> u32 {
-        let (wake, waiters) = self.wake_pair(kind);
+    pub fn announce_space_sleeper(&self) -> u32 {
         // SYNC POINT wake (sleeper): Acquire pairs with the Release bump in `bump_if_waiters`.
-        let seen = wake.load(Ordering::Acquire) as u32;
-        waiters.fetch_add(1, Ordering::SeqCst);
+        let seen = self.ctl(ctl::SPACE_WAKE).load(Ordering::Acquire) as u32;
+        self.ctl(ctl::SPACE_WAITERS).fetch_add(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         seen
     }
 
-    /// Withdraws a waiter announced by [`Segment::announce_sleeper`].
-    pub fn retire_sleeper(&self, kind: WakeKind) {
-        let waiters = self.wake_pair(kind).1;
+    /// Withdraws a waiter announced by [`Segment::announce_space_sleeper`].
+    pub fn retire_space_sleeper(&self) {
+        let waiters = self.ctl(ctl::SPACE_WAITERS);
         // Saturating: a takeover resets the space-waiter count a dead producer left raised, and
         // a count that a reset (or a peer) zeroed must not wrap to 2^64 - 1 here. Release: the
         // count is a hint for wakers; nothing is published through it.
@@ -1105,19 +1319,15 @@ impl<'a> Segment<'a> {
         }
     }
 
-    fn wake_pair(&self, kind: WakeKind) -> (&'a AtomicU64, &'a AtomicU64) {
-        match kind {
-            WakeKind::Frames => self.frame_wake_words(),
-            WakeKind::Space => self.space_wake_words(),
-        }
-    }
-
-    /// Frame-wake word (low 32 bits are the futex word) and waiter count, for the platform.
+    /// Frame-wake word (low 32 bits are the futex word) and the mask of sleeping consumers
+    /// (bit *j*: consumer entry *j* sleeps or is about to; see [`Consumer::announce_sleep`]),
+    /// for the platform.
     pub fn frame_wake_words(&self) -> (&'a AtomicU64, &'a AtomicU64) {
         (self.ctl(ctl::FRAME_WAKE), self.ctl(ctl::FRAME_WAITERS))
     }
 
-    /// Space-wake word and waiter count (the producer sleeps here under `Block`).
+    /// Space-wake word and waiter count (the producer sleeps here under `Block`; see
+    /// [`Segment::announce_space_sleeper`]).
     pub fn space_wake_words(&self) -> (&'a AtomicU64, &'a AtomicU64) {
         (self.ctl(ctl::SPACE_WAKE), self.ctl(ctl::SPACE_WAITERS))
     }
@@ -1162,15 +1372,6 @@ impl<'a> Segment<'a> {
             false
         }
     }
-}
-
-/// Where a process sleeps: consumers wait for frames, the producer for space.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WakeKind {
-    /// Consumers waiting for a published frame.
-    Frames,
-    /// The producer waiting for a free slot (Block policy).
-    Space,
 }
 
 const fn released(st: SlotState, bit: u16) -> SlotState {
@@ -1355,7 +1556,12 @@ impl<'a> Producer<'a> {
                 }
             }
         }
-        Err(self.drop_newest())
+        // Every candidate was taken from under us RETRY_LIMIT times (only a misbehaving peer
+        // does that). Block never drops a frame: the caller waits for space and retries.
+        Err(match spec.policy {
+            OverflowPolicy::Block => BeginError::Full,
+            OverflowPolicy::DropNewest | OverflowPolicy::DropOldest => self.drop_newest(),
+        })
     }
 
     /// CASes slot `s` from `st` to WRITING; returns the new state on success.
@@ -1393,7 +1599,10 @@ impl<'a> Producer<'a> {
         for idx in 0..self.seg.layout.spec.max_consumers {
             // SYNC POINT entry-alive: pairs with the Release store in `register`.
             let st = EntryState::decode(self.seg.entry(idx, ctl::consumer::STATE).load(Ordering::Acquire));
-            if u64::from(st.status) != ENTRY_FREE && st.kind == Some(ConsumerKind::Subscriber) {
+            // ALIVE subscribers only: a RECLAIMING entry's kind is cleared (its holds alone keep
+            // its slots), and a joining one has no kind yet (`register_with`, steps 2-4). An
+            // Invalid word is counted, which is only more careful.
+            if st.status != EntryStatus::Free && st.kind == Some(ConsumerKind::Subscriber) {
                 // SYNC POINT subscriber-cursor: pairs with the Release store in `Consumer::claim_broadcast`.
                 min = min.min(self.seg.entry(idx, ctl::consumer::CURSOR).load(Ordering::Acquire));
             }
@@ -1543,7 +1752,9 @@ impl Drop for WriteSlot<'_, '_> {
 pub struct Consumer<'a> {
     seg: Segment<'a>,
     idx: u32,
-    gen: u32,
+    gen: u64,
+    /// The process slot our entry names.
+    process: u32,
     kind: ConsumerKind,
     /// Next position to read (subscriber / latest); the shared copy is written for the producer.
     cursor: u64,
@@ -1561,7 +1772,7 @@ impl<'a> Consumer<'a> {
     }
 
     /// Entry generation (pass to [`Segment::reclaim`]).
-    pub fn generation(&self) -> u32 {
+    pub fn generation(&self) -> u64 {
         self.gen
     }
 
@@ -1580,13 +1791,72 @@ impl<'a> Consumer<'a> {
         (self.delivered, self.skipped)
     }
 
-    /// Sets the lease deadline the platform's reaper checks (platform clock, ns).
-    pub fn set_lease(&self, deadline_ns: u64) {
-        self.seg.entry(self.idx, ctl::consumer::LEASE_NS).store(deadline_ns, Ordering::Relaxed);
+    /// Sets the lease deadline a reaper may check (platform clock, ns). Inside the busy
+    /// bracket, so the store never lands on the entry of a consumer that registered after this
+    /// one was evicted.
+    ///
+    /// # Errors
+    /// [`ClaimError::Evicted`] when this consumer was reclaimed.
+    pub fn set_lease(&mut self, deadline_ns: u64) -> Result<(), ClaimError> {
+        self.bracket(
+            |c| {
+                // Relaxed: published by the Release CAS that closes the bracket.
+                c.seg.entry(c.idx, ctl::consumer::LEASE_NS).store(deadline_ns, Ordering::Relaxed);
+                Ok(())
+            },
+            |_, ()| {},
+        )
     }
 
     fn alive_word(&self, busy: bool, holds: u16) -> u64 {
-        entry_word(ENTRY_ALIVE, busy, self.kind as u64, holds, self.gen)
+        entry_word(ENTRY_ALIVE, busy, self.kind as u64, holds, self.process, self.gen)
+    }
+
+    /// True while our entry is still ours (ALIVE at our generation and process slot).
+    fn still_registered(&self) -> bool {
+        // Acquire: SYNC POINT reclaim-validate, as in `Segment::reclaiming`.
+        let st = EntryState::decode(self.seg.entry(self.idx, ctl::consumer::STATE).load(Ordering::Acquire));
+        st.status == EntryStatus::Alive && st.gen == self.gen && st.process == self.process
+    }
+
+    /// The consumer's half of the sleep handshake (the waker's half is `bump_if_waiters`, run
+    /// by `publish`): reads the frame-wake word, sets this entry's bit in the frame-waiter
+    /// mask, and issues a SeqCst fence. The caller must then claim again and sleep only if that
+    /// still finds nothing, while the wake word still equals the returned value; afterwards it
+    /// calls [`Consumer::retire_sleep`].
+    ///
+    /// Why no wake-up is lost: sleeper (announce; fence; re-check) against waker (publish;
+    /// fence; read the mask) is store buffering closed by two SeqCst fences, so either the
+    /// re-check sees the frame or the waker sees the bit and bumps the word, which makes the
+    /// sleep return at once (loom: `sleep_handshake_loses_no_wakeup`). The waiters are a mask
+    /// rather than a count so that a consumer killed asleep can be taken out of it: its reclaim
+    /// clears its bit (loom: `a_dead_sleepers_bit_is_cleared_by_its_reclaim`).
+    pub fn announce_sleep(&self) -> u32 {
+        let (wake, waiters) = self.seg.frame_wake_words();
+        // SYNC POINT wake (sleeper): Acquire pairs with the Release bump in `bump_if_waiters`.
+        let seen = wake.load(Ordering::Acquire) as u32;
+        waiters.fetch_or(1 << self.idx, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        seen
+    }
+
+    /// Takes this consumer out of the frame-waiter mask (see [`Consumer::announce_sleep`]).
+    /// After an eviction the bit may already belong to the entry's next occupant: then it is
+    /// left alone.
+    pub fn retire_sleep(&self) {
+        let (_, waiters) = self.seg.frame_wake_words();
+        let bit = 1u64 << self.idx;
+        // Acquire: SYNC POINT reclaim-validate (the bit may be the next occupant's).
+        let mut m = waiters.load(Ordering::Acquire);
+        for _ in 0..RETRY_LIMIT {
+            if m & bit == 0 || !self.still_registered() {
+                return;
+            }
+            match waiters.compare_exchange(m, m & !bit, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return,
+                Err(now) => m = now,
+            }
+        }
     }
 
     /// Opens the busy bracket; fails once the entry was reclaimed.
@@ -1716,6 +1986,12 @@ impl<'a> Consumer<'a> {
     pub fn claim(&mut self) -> Result<Frame, ClaimError> {
         self.bracket(
             |c| {
+                // We hold at most one frame per slot: a count above the slot count is corrupt (a
+                // peer cleared our bits). Checked here, the count stays within slot_count + 1,
+                // which the entry's 11-bit holds field always fits (MAX_SLOTS is 1024).
+                if u32::from(c.holds) > c.seg.layout.spec.slot_count {
+                    return Err(ClaimError::Corrupt);
+                }
                 let frame = match c.kind {
                     ConsumerKind::Worker => c.claim_work(),
                     ConsumerKind::Subscriber => c.claim_broadcast(),
@@ -1928,7 +2204,8 @@ impl<'a> Consumer<'a> {
         self.bracket(
             |c| {
                 let freed = c.unhold(&frame)?;
-                c.holds -= 1;
+                // Saturating: a count a peer's bit flips drove to 0 must not wrap.
+                c.holds = c.holds.saturating_sub(1);
                 Ok(freed && c.seg.bump_if_waiters(ctl::SPACE_WAKE, ctl::SPACE_WAITERS))
             },
             |_, _| {},
@@ -1941,7 +2218,7 @@ impl<'a> Consumer<'a> {
     /// [`ReclaimError::Holding`] while frames are still held; [`ReclaimError::Stale`] when the
     /// entry was already reclaimed.
     pub fn unregister(self) -> Result<Reclaimed, ReclaimError> {
-        self.seg.reclaim(self.idx, self.gen, false)
+        self.seg.reclaim(self.idx, self.gen, Reclaim::Idle)
     }
 
     /// Fault injection for crash tests: [`Consumer::unregister`] stopped dead after step
@@ -1952,7 +2229,7 @@ impl<'a> Consumer<'a> {
     /// As [`Consumer::unregister`].
     #[doc(hidden)]
     pub fn unregister_dying(self, step: u32) -> Result<bool, ReclaimError> {
-        self.seg.reclaim_impl(self.idx, self.gen, false, 0, |_| false, step).map(|r| r.is_none())
+        self.seg.reclaim_impl(self.idx, self.gen, Reclaim::Idle, step).map(|r| r.is_none())
     }
 }
 
@@ -1984,11 +2261,33 @@ mod tests {
 
     #[test]
     fn entry_word_roundtrips() {
-        let w = entry_word(ENTRY_ALIVE, true, ConsumerKind::Latest as u64, 1024, u32::MAX);
+        let w = entry_word(ENTRY_ALIVE, true, ConsumerKind::Latest as u64, 1024, 15, ENTRY_GEN_MASK);
         assert_eq!(
             EntryState::decode(w),
-            EntryState { status: 1, busy: true, kind: Some(ConsumerKind::Latest), holds: 1024, gen: u32::MAX }
+            EntryState {
+                status: EntryStatus::Alive,
+                busy: true,
+                kind: Some(ConsumerKind::Latest),
+                holds: 1024,
+                process: 15,
+                gen: ENTRY_GEN_MASK
+            }
         );
-        assert_eq!(EntryState::decode(0), EntryState { status: 0, busy: false, kind: None, holds: 0, gen: 0 });
+        let zero = EntryState::decode(0);
+        assert_eq!(
+            (zero.status, zero.busy, zero.kind, zero.holds, zero.process, zero.gen),
+            (EntryStatus::Free, false, None, 0, 0, 0)
+        );
+        // Every field keeps to its bits: the largest values of each do not disturb the others.
+        assert_eq!(
+            EntryState::decode(entry_word(ENTRY_FREE, false, 0, 0, 0, ENTRY_GEN_MASK + 1)).gen,
+            0,
+            "gen wraps in 40 bits"
+        );
+        let holds = EntryState::decode(entry_word(ENTRY_RECLAIMING, false, 0, u16::MAX, 0, 0));
+        assert_eq!((holds.status, holds.holds, holds.process), (EntryStatus::Reclaiming, 2047, 0));
+        assert_eq!(EntryState::decode(3).status, EntryStatus::Invalid);
+        assert!(u64::from(crate::layout::MAX_SLOTS) <= ENTRY_HOLDS_MASK, "holds fit");
+        assert!(u64::from(MAX_CONSUMERS) <= ENTRY_PROC_MASK + 1, "process slots fit");
     }
 }

@@ -57,6 +57,12 @@ impl AtomicU64 {
         self.0.fetch_add(v, order)
     }
 
+    /// Atomic bitwise or, returning the previous value.
+    #[inline]
+    pub fn fetch_or(&self, v: u64, order: Ordering) -> u64 {
+        self.0.fetch_or(v, order)
+    }
+
     /// Atomic subtract, returning the previous value.
     #[inline]
     pub fn fetch_sub(&self, v: u64, order: Ordering) -> u64 {

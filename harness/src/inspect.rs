@@ -1,5 +1,5 @@
 //! `framebus inspect NAME`: everything a segment says about itself.
-use framebus_core::segment::SlotKind;
+use framebus_core::segment::{EntryStatus, SlotKind};
 use framebus_platform::core as framebus_core;
 use framebus_platform::{is_alive, SharedSegment};
 
@@ -43,7 +43,7 @@ pub fn run(name: &str) -> Result<(), framebus_platform::Error> {
     println!("  consumers");
     for i in 0..l.spec.max_consumers {
         let e = seg.entry_state(i);
-        if e.status == 0 {
+        if e.status == EntryStatus::Free {
             continue;
         }
         let (owner, _) = seg.entry_owner(i);
@@ -54,7 +54,7 @@ pub fn run(name: &str) -> Result<(), framebus_platform::Error> {
             owner as u32,
             if is_alive(owner) { "alive" } else { "dead: reclaimable" },
             e.holds,
-            if e.status == 2 { "  [being reclaimed]" } else { "" }
+            if e.status == EntryStatus::Reclaiming { "  [being reclaimed]" } else { "" }
         );
     }
     Ok(())

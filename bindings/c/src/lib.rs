@@ -305,8 +305,10 @@ impl From<AttachError> for Failure {
 impl From<RegisterError> for Failure {
     fn from(e: RegisterError) -> Self {
         let code = match e {
-            RegisterError::TableFull { .. } => FB_ERR_TABLE_FULL,
+            // Both mean "no room for this process's consumer"; the message says which.
+            RegisterError::TableFull { .. } | RegisterError::TooManyProcesses { .. } => FB_ERR_TABLE_FULL,
             RegisterError::WrongPattern { .. } => FB_ERR_WRONG_PATTERN,
+            RegisterError::ZeroToken => FB_ERR_INTERNAL,
         };
         Failure(code, e.to_string())
     }

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
-use framebus_core::segment::{AttachError, ClaimError, FrameMeta, RegisterError};
+use framebus_core::segment::{AttachError, ClaimError, FrameMeta, EntryStatus, RegisterError};
 use framebus_core::{BeginError, ConsumerKind, FrameGeometry, OverflowPolicy, Pattern, PixelFormat, SegmentSpec};
 use framebus_platform::owned::{HeldFrame, OwnedConsumer, OwnedProducer, ProduceError};
 use framebus_platform::wait::WaitError;
@@ -426,7 +426,7 @@ struct Consumer {
     geometry: FrameGeometry,
     /// Consumer-table entry and its generation (to see, without the lock, that this consumer
     /// was reclaimed as dead and its frames with it).
-    entry: (u32, u32),
+    entry: (u32, u64),
 }
 
 impl Consumer {
@@ -472,7 +472,7 @@ impl Consumer {
     /// Still registered as the entry it was: not closed, not reclaimed as dead.
     fn live(&self, seg: &SharedSegment) -> bool {
         let st = seg.segment().entry_state(self.entry.0);
-        !self.ep.closed.load(Ordering::SeqCst) && st.status != 0 && st.gen == self.entry.1
+        !self.ep.closed.load(Ordering::SeqCst) && st.status == EntryStatus::Alive && st.gen == self.entry.1
     }
 }
 

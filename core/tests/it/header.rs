@@ -1,5 +1,5 @@
 //! Header encoding and validation: every failure has its own error; arbitrary bytes never panic.
-use framebus_core::layout::{hdr, HEADER_USED};
+use framebus_core::layout::{hdr, HEADER_USED, LAYOUT_VERSION};
 use framebus_core::*;
 use proptest::prelude::*;
 
@@ -58,9 +58,14 @@ fn each_failure_has_its_error() {
         .to_string()
         .contains("not finished initialising"));
 
-    let mut b = good;
-    set32(&mut b, hdr::VERSION, 2);
-    assert_eq!(Layout::decode_header(&b, total), Err(HeaderError::UnsupportedVersion { found: 2 }));
+    for other in [LAYOUT_VERSION - 1, LAYOUT_VERSION + 1] {
+        let mut b = good;
+        set32(&mut b, hdr::VERSION, other);
+        let e = Layout::decode_header(&b, total).unwrap_err();
+        assert_eq!(e, HeaderError::UnsupportedVersion { found: other });
+        let says = if other < LAYOUT_VERSION { "older framebus" } else { "newer framebus" };
+        assert!(e.to_string().contains(says), "{e}");
+    }
 
     let mut b = good;
     set32(&mut b, hdr::HEADER_SIZE, 512);

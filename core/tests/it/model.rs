@@ -1,11 +1,14 @@
 //! Proptest state machines: random sequences of publish / claim / release / consumer death /
-//! registration run against the real segment and against a plain sequential model
-//! (`BTreeMap` of live frames), checking after every step that both agree on every outcome,
-//! that every slot is accounted for, that order holds, and that published = delivered + dropped.
+//! registration / death inside `register` or `unregister` / reap run against the real segment
+//! and against a plain sequential model (`BTreeMap` of live frames), checking after every step
+//! that both agree on every outcome, that every slot is accounted for, that order holds, that
+//! published = delivered + dropped, and that every table entry is free, live, or left by a
+//! process that died inside the table protocol (and is freed by the next reap).
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::util::{check, publish, segment, spec};
-use framebus_core::segment::ClaimError;
+use framebus_core::segment::fault::{REGISTER_STEPS, UNREGISTER_STEPS};
+use framebus_core::segment::{ClaimError, EntryStatus, Reclaim};
 use framebus_core::*;
 use proptest::prelude::*;
 
@@ -18,6 +21,12 @@ enum Op {
     Release(usize, usize),
     Kill(usize),
     Register,
+    /// A new process dies after step N of `register`.
+    KillInRegister(u32),
+    /// Consumer c releases what it holds, then dies after step N of `unregister`.
+    KillInUnregister(usize, u32),
+    /// Reap with the real liveness of the test's processes.
+    Reap,
 }
 
 fn ops() -> impl Strategy<Value = Vec<Op>> {
@@ -27,6 +36,9 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
         3 => (0..4usize, 0..4usize).prop_map(|(c, i)| Op::Release(c, i)),
         1 => (0..4usize).prop_map(Op::Kill),
         1 => Just(Op::Register),
+        1 => (1..=REGISTER_STEPS).prop_map(Op::KillInRegister),
+        1 => (0..4usize, 1..=UNREGISTER_STEPS).prop_map(|(c, k)| Op::KillInUnregister(c, k)),
+        1 => Just(Op::Reap),
     ];
     proptest::collection::vec(op, 1..80)
 }
@@ -54,13 +66,19 @@ struct Model {
     delivered: u64,
     /// Consumer slot in the test -> (table index, cursor, last seq claimed).
     consumers: Vec<Option<(usize, u64, Option<u64>)>>,
+    /// Entries left by processes killed inside `register` / `unregister`, until a reap: the
+    /// cursor of each one that already counts as a subscriber (killed after step 4).
+    zombies: Vec<Option<u64>>,
 }
 
 impl Model {
     fn min_cursor(&self) -> u64 {
         match self.pattern {
             Pattern::WorkQueue => 0,
-            Pattern::Broadcast => self.consumers.iter().flatten().map(|c| c.1).min().unwrap_or(u64::MAX),
+            Pattern::Broadcast => {
+                let live = self.consumers.iter().flatten().map(|c| c.1);
+                live.chain(self.zombies.iter().flatten().copied()).min().unwrap_or(u64::MAX)
+            }
         }
     }
 
@@ -153,18 +171,45 @@ fn run(pattern: Pattern, policy: OverflowPolicy, slots: u32, ops: Vec<Op>) -> Re
         dropped_newest: 0,
         delivered: 0,
         consumers: vec![None; 4],
+        zombies: Vec::new(),
     };
     let mut real: Vec<Option<Consumer<'static>>> = (0..4).map(|_| None).collect();
     let mut held: Vec<Vec<Frame>> = (0..4).map(|_| Vec::new()).collect();
-    let register = |real: &mut Vec<Option<Consumer<'static>>>, model: &mut Model| {
-        if let Some(c) = (0..4).find(|&c| real[c].is_none()) {
-            let consumer = seg.register(kind, 100 + c as u64).unwrap();
-            model.consumers[c] = Some((consumer.index() as usize, model.write_pos, None));
-            real[c] = Some(consumer);
-        }
+    // Every registration is a new process (a token never reissued); `live` is the liveness
+    // the platform would report.
+    let mut tokens: Vec<u64> = vec![0; 4];
+    let mut next_token = 100u64;
+    let live = |tokens: &Vec<u64>, real: &Vec<Option<Consumer<'static>>>, t: u64| {
+        (0..4).any(|c| real[c].is_some() && tokens[c] == t)
     };
-    register(&mut real, &mut model);
-    register(&mut real, &mut model);
+    let register = |real: &mut Vec<Option<Consumer<'static>>>,
+                    tokens: &mut Vec<u64>,
+                    next_token: &mut u64,
+                    model: &mut Model|
+     -> Result<(), TestCaseError> {
+        if let Some(c) = (0..4).find(|&c| real[c].is_none()) {
+            *next_token += 1;
+            let t = *next_token;
+            let snapshot = tokens.clone();
+            let alive = |x| (0..4).any(|k| real[k].is_some() && snapshot[k] == x);
+            let r = seg.register_with(kind, t, alive);
+            let used = model.consumers.iter().flatten().count() + model.zombies.len();
+            match r {
+                Ok(consumer) => {
+                    prop_assert!(used < 4, "registered into a full table");
+                    model.consumers[c] = Some((consumer.index() as usize, model.write_pos, None));
+                    real[c] = Some(consumer);
+                    tokens[c] = t;
+                }
+                Err(e) => {
+                    prop_assert_eq!(used, 4, "refused with room in the table: {}", e);
+                }
+            }
+        }
+        Ok(())
+    };
+    register(&mut real, &mut tokens, &mut next_token, &mut model)?;
+    register(&mut real, &mut tokens, &mut next_token, &mut model)?;
 
     for op in ops {
         match op {
@@ -201,15 +246,68 @@ fn run(pattern: Pattern, policy: OverflowPolicy, slots: u32, ops: Vec<Op>) -> Re
             Op::Kill(c) => {
                 let Some(consumer) = real[c].take() else { continue };
                 let idx = consumer.index() as usize;
-                let n = seg.reclaim(consumer.index(), consumer.generation(), true).unwrap().cleared;
+                let n = seg
+                    .reclaim(consumer.index(), consumer.generation(), Reclaim::Dead { owner: tokens[c] })
+                    .unwrap()
+                    .cleared;
                 prop_assert_eq!(n as usize, held[c].len());
                 for frame in held[c].drain(..) {
                     model.release(idx, frame.pos);
                 }
                 model.consumers[c] = None;
             }
-            Op::Register => register(&mut real, &mut model),
+            Op::Register => register(&mut real, &mut tokens, &mut next_token, &mut model)?,
+            Op::KillInRegister(step) => {
+                next_token += 1;
+                let alive = |x| live(&tokens, &real, x);
+                let used = model.consumers.iter().flatten().count() + model.zombies.len();
+                match seg.register_dying(kind, next_token, alive, step) {
+                    Ok(died) => {
+                        prop_assert!(died, "register ran past its last step");
+                        if step >= 2 {
+                            prop_assert!(used < 4, "claimed an entry in a full table");
+                            let counts = step >= 4 && kind == ConsumerKind::Subscriber;
+                            model.zombies.push(counts.then_some(model.write_pos));
+                        }
+                    }
+                    Err(_) => prop_assert_eq!(used, 4, "refused with room in the table"),
+                }
+            }
+            Op::KillInUnregister(c, step) => {
+                let Some(mut consumer) = real[c].take() else { continue };
+                let idx = consumer.index() as usize;
+                for frame in held[c].drain(..) {
+                    model.release(idx, frame.pos);
+                    consumer.release(frame).unwrap();
+                }
+                prop_assert_eq!(consumer.unregister_dying(step), Ok(true));
+                model.consumers[c] = None;
+                model.zombies.push(None);
+            }
+            Op::Reap => {
+                let alive = |x| live(&tokens, &real, x);
+                let freed = seg.reap(alive, |_, _| {});
+                prop_assert_eq!(freed as usize, model.zombies.len(), "reap frees exactly the dead processes' entries");
+                model.zombies.clear();
+            }
         }
+        // The table: every entry free, live (naming its consumer's process), or a zombie.
+        let mut entries_used = 0;
+        for i in 0..4 {
+            let e = seg.entry_state(i);
+            if e.status == EntryStatus::Free {
+                continue;
+            }
+            entries_used += 1;
+            let owner = seg.entry_owner(i).0;
+            if let Some(c) = (0..4).find(|&c| real[c].as_ref().is_some_and(|r| r.index() == i)) {
+                let r = real[c].as_ref().unwrap();
+                prop_assert_eq!((e.status, e.gen, owner), (EntryStatus::Alive, r.generation(), tokens[c]));
+            } else {
+                prop_assert!(!live(&tokens, &real, owner), "entry {} names live process {} but no consumer", i, owner);
+            }
+        }
+        prop_assert_eq!(entries_used, model.consumers.iter().flatten().count() + model.zombies.len());
 
         // After every step: the real segment agrees with the model.
         let census = seg.census();

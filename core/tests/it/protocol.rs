@@ -1,6 +1,6 @@
 //! Deterministic scenarios of the slot protocol, one behaviour each.
 use crate::util::{check, publish, segment, spec};
-use framebus_core::segment::{ClaimError, ReclaimError, SlotKind};
+use framebus_core::segment::{ClaimError, Reclaim, ReclaimError, SlotKind};
 use framebus_core::*;
 
 const LEN: usize = 32;
@@ -214,9 +214,9 @@ fn reclaim_returns_a_dead_workers_slots_and_fences_its_late_release() {
     let b = w.claim().unwrap();
     assert_eq!(seg.census().held_by[w.index() as usize], 2);
     // Not known dead: a consumer that holds frames may be reading them, so it is left alone.
-    assert_eq!(seg.reclaim(w.index(), w.generation(), false), Err(ReclaimError::Holding { frames: 2 }));
+    assert_eq!(seg.reclaim(w.index(), w.generation(), Reclaim::Idle), Err(ReclaimError::Holding { frames: 2 }));
     // The platform found its process dead.
-    assert_eq!(seg.reclaim(w.index(), w.generation(), true).map(|r| r.cleared), Ok(2));
+    assert_eq!(seg.reclaim(w.index(), w.generation(), Reclaim::Dead { owner: 2 }).map(|r| r.cleared), Ok(2));
     assert_eq!(seg.census().free, 3);
     assert_eq!(seg.stats().reclaimed, 2);
     // The presumed-dead worker wakes up: every operation is refused and changes nothing.
@@ -230,7 +230,7 @@ fn reclaim_returns_a_dead_workers_slots_and_fences_its_late_release() {
     let c = w2.claim().unwrap();
     assert_eq!(w.release(b), Err(ClaimError::Evicted));
     assert_eq!(seg.census().held_by[w2.index() as usize], 1);
-    assert_eq!(seg.reclaim(w.index(), w.generation(), false), Err(ReclaimError::Stale));
+    assert_eq!(seg.reclaim(w.index(), w.generation(), Reclaim::Idle), Err(ReclaimError::Stale));
     w2.release(c).unwrap();
 }
 
@@ -335,7 +335,7 @@ fn reclaim_wakes_a_producer_sleeping_for_space() {
     let (_, waiters) = seg.space_wake_words();
     waiters.store(1, sync::Ordering::SeqCst); // the producer announces that it sleeps
                                               // The subscriber holds nothing, so even a non-forced reclaim may drop it.
-    let r = seg.reclaim(idle.index(), idle.generation(), false).unwrap();
+    let r = seg.reclaim(idle.index(), idle.generation(), Reclaim::Idle).unwrap();
     assert_eq!((r.cleared, r.wake), (0, true));
     assert!(p.has_space());
     assert_eq!(publish(&mut p, LEN), Ok(1));
@@ -443,14 +443,14 @@ fn a_takeover_clears_the_space_waiters_a_dead_sleeping_producer_left() {
     let mut p = seg.attach_producer(10).unwrap();
     publish(&mut p, LEN).unwrap();
     // The producer announces that it sleeps for space, then dies without retiring.
-    let _ = seg.announce_sleeper(segment::WakeKind::Space);
+    let _ = seg.announce_space_sleeper();
     std::mem::forget(p);
     let (_, waiters) = seg.space_wake_words();
     assert_eq!(waiters.load(sync::Ordering::SeqCst), 1);
     let _p2 = seg.take_over_producer(11, 10).unwrap();
     assert_eq!(waiters.load(sync::Ordering::SeqCst), 0, "no wake-up calls for a sleeper that is gone");
     // A late retire (were the old producer alive after all) does not wrap the count.
-    seg.retire_sleeper(segment::WakeKind::Space);
+    seg.retire_space_sleeper();
     assert_eq!(waiters.load(sync::Ordering::SeqCst), 0);
 }
 

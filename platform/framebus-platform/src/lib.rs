@@ -390,10 +390,11 @@ impl SharedSegment {
     /// # Errors
     /// As [`Segment::register`].
     pub fn register(&self, kind: ConsumerKind) -> Result<Consumer<'_>, RegisterError> {
-        match self.seg.register(kind, os::process_token()) {
-            Err(RegisterError::TableFull { .. }) => {
+        let me = os::process_token();
+        match self.seg.register_with(kind, me, os::is_alive) {
+            Err(RegisterError::TableFull { .. } | RegisterError::TooManyProcesses { .. }) => {
                 self.reap();
-                self.seg.register(kind, os::process_token())
+                self.seg.register_with(kind, me, os::is_alive)
             }
             r => r,
         }
@@ -476,7 +477,7 @@ impl Drop for SharedSegment {
 /// consumer that dies holding slots stalls a producer about that long.
 pub fn reap(seg: &Segment<'_>) -> Vec<(u32, Reclaimed)> {
     let mut out = Vec::new();
-    seg.reap(os::process_token(), os::is_alive, |idx, r| {
+    seg.reap(os::is_alive, |idx, r| {
         if r.wake {
             wait::wake_space(seg);
         }

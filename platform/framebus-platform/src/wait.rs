@@ -9,7 +9,7 @@
 //! ```text
 //! sleeper                                 waker
 //! seen = wake                             make the condition true (publish / release)
-//! waiters += 1; fence(SeqCst)             fence(SeqCst)
+//! announce (bit or count); fence(SeqCst)  fence(SeqCst)
 //! re-check the condition                  if waiters != 0 { wake += 1; futex_wake(wake) }
 //! futex_wait(wake, seen)                  
 //! ```
@@ -19,7 +19,7 @@
 
 use std::time::{Duration, Instant};
 
-use framebus_core::segment::{ClaimError, FrameMeta, Published, WakeKind, WriteSlot};
+use framebus_core::segment::{ClaimError, FrameMeta, Published, WriteSlot};
 use framebus_core::sync::{AtomicU64, Ordering};
 use framebus_core::{Consumer, Frame, Producer, Segment};
 
@@ -86,14 +86,14 @@ pub fn claim_spinning(consumer: &mut Consumer<'_>, timeout: Duration, spin: u32)
             return Err(WaitError::TimedOut);
         }
         // The sleeper's half of the handshake lives in the core, where loom checks it.
-        let seen = seg.announce_sleeper(WakeKind::Frames);
+        let seen = consumer.announce_sleep();
         let again = consumer.claim();
         if !matches!(again, Err(ClaimError::Empty | ClaimError::Contended)) {
-            seg.retire_sleeper(WakeKind::Frames);
+            consumer.retire_sleep();
             return again.map_err(WaitError::Claim);
         }
         os::wait(wake, seen, deadline - now);
-        seg.retire_sleeper(WakeKind::Frames);
+        consumer.retire_sleep();
         spins = spin / 2;
     }
 }
@@ -133,9 +133,9 @@ pub fn wait_for_space(producer: &Producer<'_>, timeout: Duration) -> Result<(), 
             return Err(WaitError::TimedOut);
         }
         // As in `claim`, with `Consumer::release` and `reclaim` as wakers.
-        let seen = seg.announce_sleeper(WakeKind::Space);
+        let seen = seg.announce_space_sleeper();
         if producer.has_space() {
-            seg.retire_sleeper(WakeKind::Space);
+            seg.retire_space_sleeper();
             return Ok(());
         }
         os::wait(
@@ -143,7 +143,7 @@ pub fn wait_for_space(producer: &Producer<'_>, timeout: Duration) -> Result<(), 
             seen,
             (deadline - now).min(next_reap.saturating_duration_since(now)).max(Duration::from_millis(1)),
         );
-        seg.retire_sleeper(WakeKind::Space);
+        seg.retire_space_sleeper();
     }
 }
 
@@ -176,7 +176,9 @@ pub fn publish(slot: WriteSlot<'_, '_>, meta: FrameMeta, seg: &Segment<'_>) -> P
     maybe_reap(seg);
     let p = slot.publish(meta);
     if p.wake {
-        wake(seg.frame_wake_words());
+        let (word, mask) = seg.frame_wake_words();
+        // The frame-waiter word is a mask of sleeping consumer entries.
+        os::wake(word, u64::from(mask.load(Ordering::Acquire).count_ones()));
     }
     p
 }
@@ -199,5 +201,6 @@ pub fn wake_space(seg: &Segment<'_>) {
 
 /// Wakes the sleepers of a (wake word, waiter count) pair; the count tells the OS layer how many.
 fn wake((word, waiters): (&AtomicU64, &AtomicU64)) {
+    // Only the space pair counts its waiters (the one producer); frames use a mask (`publish`).
     os::wake(word, waiters.load(Ordering::Acquire));
 }

@@ -226,7 +226,7 @@ fn die_in(op: &str, k: &str, name: &str, step: &str) -> Res {
     let token = framebus_platform::process_token();
     match op {
         "register" => {
-            shared.segment().register_dying(kind, token, step)?;
+            shared.segment().register_dying(kind, token, framebus_platform::is_alive, step)?;
         }
         "unregister" => {
             shared.register(kind)?.unregister_dying(step)?;

@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use framebus_core::segment::EntryStatus;
 use framebus_core::ConsumerKind;
 use framebus_platform::{is_alive, wait, CreateOptions, SharedSegment};
 
@@ -96,7 +97,7 @@ fn workers_killed_at_any_instant_leak_no_slot_and_duplicate_no_frame() {
         // Whether the producer needed to reap or not, one more pass leaves only the living.
         shared.reap();
         let entries: Vec<_> = (0..seg.layout().spec.max_consumers)
-            .filter(|&i| seg.entry_state(i).status != 0)
+            .filter(|&i| seg.entry_state(i).status != EntryStatus::Free)
             .map(|i| (i, is_alive(seg.entry_owner(i).0)))
             .collect();
         assert_eq!(entries.len(), 1, "trial {t}: only the survivor's entry is left: {entries:?}");
@@ -270,7 +271,7 @@ impl Tables {
                 let e = seg.entry_state(i);
                 let (owner, _) = seg.entry_owner(i);
                 assert!(
-                    e.status == 0 || is_alive(owner),
+                    e.status == EntryStatus::Free || is_alive(owner),
                     "{what}: entry {i} of {} stuck after reap: {e:?}, owner {owner:#x} (dead)",
                     s.name()
                 );

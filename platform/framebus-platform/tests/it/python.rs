@@ -36,7 +36,7 @@ fn python_reads_a_framebus_segment_by_name_using_only_the_layout_doc() {
     let json = String::from_utf8(out.stdout).unwrap();
     let l = seg.layout();
     assert_eq!(field(&json, "magic"), "FRAMEBUS");
-    assert_eq!(field(&json, "version"), "1");
+    assert_eq!(field(&json, "version"), framebus_core::layout::LAYOUT_VERSION.to_string());
     assert_eq!(field(&json, "checksum_ok"), "true");
     assert_eq!(field(&json, "total_size"), l.total_size.to_string());
     assert_eq!(field(&json, "slot_count"), "3");
