@@ -680,9 +680,11 @@ fn reorder_window_collects_in_order() {
 }
 
 /// Finding 6: the frame-waiter mask is attributable. Worker 10 announced that it sleeps and
-/// died asleep; a reaper reclaims it while worker 11 registers on the freed entry and announces
-/// its own sleep. The reclaim takes 10's bit out of the mask, and never 11's: after both, the
-/// mask is exactly 11's bit (if 11 got the entry), or empty.
+/// was killed asleep; a reaper that found it dead turned its entry RECLAIMING and was killed
+/// too. Two reapers now finish the job while worker 11 registers on the freed entry and
+/// announces its own sleep. 10's bit leaves the mask, 11's never does: afterwards the mask is
+/// exactly 11's bit (if 11 got the entry) or empty. A finisher that cleared the bit without
+/// re-checking the entry could take a late CAS on 11's bit (a lost wake-up for 11).
 #[test]
 fn a_dead_sleepers_bit_is_cleared_by_its_reclaim_and_never_the_next_occupants() {
     model(|| {
@@ -691,13 +693,15 @@ fn a_dead_sleepers_bit_is_cleared_by_its_reclaim_and_never_the_next_occupants() 
         let _ = sleeper.announce_sleep();
         let (idx, gen) = (sleeper.index(), sleeper.generation());
         core::mem::forget(sleeper); // killed asleep
-        let reaper = thread::spawn(move || seg.reclaim(idx, gen, Reclaim::Dead { owner: 10 }));
+        assert!(seg.reclaim_dying(idx, gen, Reclaim::Dead { owner: 10 }, 1).unwrap());
+        let finishers: Vec<_> = (0..2).map(|_| thread::spawn(move || seg.reap(alive, |_, _| {}))).collect();
         let next = thread::spawn(move || {
-            let c = seg.register(ConsumerKind::Worker, 11).ok()?;
+            let c = seg.register_with(ConsumerKind::Worker, 11, alive).ok()?;
             let _ = c.announce_sleep();
             Some(c)
         });
-        reaper.join().unwrap().unwrap();
+        let freed: u32 = finishers.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(freed, 1, "the entry is freed exactly once");
         let next = next.join().unwrap();
         let (_, mask) = seg.frame_wake_words();
         let mask = mask.load(framebus_core::sync::Ordering::SeqCst);

@@ -1,13 +1,16 @@
-//! Sequences of API calls (structure-aware) against the in-process backend. After every call:
-//! every slot is in exactly one state, nothing is delivered twice to workers or out of order to
-//! anyone, every held frame still reads as the frame it was (no torn frame), and for the work
-//! queue published = delivered + dropped + waiting.
+//! Sequences of API calls (structure-aware) against the in-process backend, with processes
+//! dying anywhere inside `register` and `unregister`. After every call: every slot is in
+//! exactly one state, nothing is delivered twice to workers or out of order to anyone, every
+//! held frame still reads as the frame it was (no torn frame), for the work queue published =
+//! delivered + dropped + waiting, every table entry is free, a live reader's (naming its
+//! process) or left by a dead one, and after a reap only the live readers' remain.
 #![no_main]
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use arbitrary::Arbitrary;
-use framebus_core::segment::ClaimError;
+use framebus_core::segment::fault::{REGISTER_STEPS, UNREGISTER_STEPS};
+use framebus_core::segment::{ClaimError, EntryStatus, Reclaim};
 use framebus_core::*;
 use framebus_fuzz::{pattern, publish, Config, Heap};
 use libfuzzer_sys::fuzz_target;
@@ -23,6 +26,12 @@ enum Op {
     Kill(u8),
     Takeover,
     Read(u8, u8),
+    /// A new process dies inside `register`, after step (n mod steps) + 1.
+    KillInRegister(u8, u8),
+    /// Reader i releases everything, then dies inside `unregister`.
+    KillInUnregister(u8, u8),
+    /// The platform's reap, with the real liveness of the readers.
+    Reap,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -37,6 +46,7 @@ struct Held {
 
 struct Reader<'a> {
     c: Consumer<'a>,
+    token: u64,
     held: Vec<Held>,
     last_seq: Option<u64>,
 }
@@ -52,6 +62,8 @@ fuzz_target!(|input: Input| {
     let mut readers: Vec<Reader<'_>> = Vec::new();
     let mut claimed_by_workers: BTreeSet<u64> = BTreeSet::new();
     let mut lens: BTreeMap<u64, usize> = BTreeMap::new();
+    // Entries left by processes that died inside the table protocol, until a reap.
+    let mut zombies = 0u32;
     for op in input.ops.into_iter().take(200) {
         match op {
             Op::Publish { len } => {
@@ -133,8 +145,9 @@ fuzz_target!(|input: Input| {
                     (Pattern::Broadcast, _) => ConsumerKind::Latest,
                 };
                 token += 1;
-                if let Ok(c) = seg.register(kind, token) {
-                    readers.push(Reader { c, held: Vec::new(), last_seq: None });
+                let live: BTreeSet<u64> = readers.iter().map(|r| r.token).collect();
+                if let Ok(c) = seg.register_with(kind, token, |t| live.contains(&t)) {
+                    readers.push(Reader { c, token, held: Vec::new(), last_seq: None });
                 }
             }
             Op::Unregister(i) => {
@@ -146,7 +159,7 @@ fuzz_target!(|input: Input| {
                 if !r.held.is_empty() {
                     // Holding: refused, the reader stays.
                     let (idx, gen) = (r.c.index(), r.c.generation());
-                    assert!(seg.reclaim(idx, gen, false).is_err());
+                    assert!(seg.reclaim(idx, gen, Reclaim::Idle).is_err());
                     readers.push(r);
                 } else {
                     let _ = r.c.unregister();
@@ -159,7 +172,8 @@ fuzz_target!(|input: Input| {
                     continue;
                 }
                 let r = readers.remove(usize::from(i) % n);
-                let _ = seg.reclaim(r.c.index(), r.c.generation(), true);
+                let done = seg.reclaim(r.c.index(), r.c.generation(), Reclaim::Dead { owner: r.token });
+                assert!(done.is_ok(), "reclaiming a dead reader's entry: {done:?}");
                 drop(r.held); // stale handles now: the entry has a new generation
             }
             Op::Takeover => {
@@ -170,8 +184,48 @@ fuzz_target!(|input: Input| {
                 producer_token += 1;
                 producer = Some(seg.take_over_producer(producer_token, dead).unwrap());
             }
+            Op::KillInRegister(kind, step) => {
+                let kind = match (spec.pattern, kind % 2) {
+                    (Pattern::WorkQueue, _) => ConsumerKind::Worker,
+                    (Pattern::Broadcast, 0) => ConsumerKind::Subscriber,
+                    (Pattern::Broadcast, _) => ConsumerKind::Latest,
+                };
+                token += 1;
+                let live: BTreeSet<u64> = readers.iter().map(|r| r.token).collect();
+                let step = u32::from(step) % REGISTER_STEPS + 1;
+                if let Ok(died) = seg.register_dying(kind, token, |t| live.contains(&t), step) {
+                    assert!(died);
+                    zombies += u32::from(step >= 2);
+                }
+            }
+            Op::KillInUnregister(i, step) => {
+                let n = readers.len();
+                if n == 0 {
+                    continue;
+                }
+                let mut r = readers.remove(usize::from(i) % n);
+                for h in r.held.drain(..) {
+                    r.c.release(h.frame).unwrap_or_else(|e| panic!("releasing a held frame gave {e:?}"));
+                }
+                let step = u32::from(step) % UNREGISTER_STEPS + 1;
+                assert_eq!(r.c.unregister_dying(step), Ok(true));
+                zombies += 1;
+            }
+            Op::Reap => {
+                let live: BTreeSet<u64> = readers.iter().map(|r| r.token).collect();
+                let freed = seg.reap(|t| live.contains(&t), |_, _| {});
+                assert_eq!(freed, zombies, "reap frees exactly the entries of dead processes");
+                zombies = 0;
+            }
         }
         check(&seg, &spec, &readers);
+        let used = (0..spec.max_consumers).filter(|&i| seg.entry_state(i).status != EntryStatus::Free).count();
+        assert_eq!(used, readers.len() + zombies as usize, "table entries: readers and dead processes' only");
+        for r in &readers {
+            let e = seg.entry_state(r.c.index());
+            assert_eq!((e.status, e.gen), (EntryStatus::Alive, r.c.generation()), "a live reader lost its entry");
+            assert_eq!(seg.entry_owner(r.c.index()).0, r.token, "a live reader's entry names another process");
+        }
     }
 });
 

@@ -5,6 +5,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
+use framebus_core::segment::Reclaim;
 use framebus_core::*;
 use framebus_fuzz::{publish, Config, Heap};
 use libfuzzer_sys::fuzz_target;
@@ -93,7 +94,10 @@ fuzz_target!(|input: Input| {
                 }
             }
             Op::Reclaim { idx, gen, force } => {
-                let _ = seg.reclaim(u32::from(idx), u32::from(gen), force);
+                // Any generation, any token judged dead: hostile tables must give errors only.
+                let how = if force { Reclaim::Dead { owner: u64::from(gen) } } else { Reclaim::Idle };
+                let _ = seg.reclaim(u32::from(idx), u64::from(gen), how);
+                let _ = seg.reap(|t| t % 2 == 0, |_, _| {});
             }
             Op::Stats => {
                 let _ = (seg.stats(), seg.census());

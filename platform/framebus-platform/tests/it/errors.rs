@@ -120,6 +120,32 @@ fn stale_segments_are_listed_and_collected() {
     assert!(matches!(SharedSegment::open(&name), Err(Error::NotFound { .. })));
 }
 
+/// `framebus-peer`, copied where user `nobody` can run it: the checkout may live under a
+/// directory only its owner may enter (a fresh clone under a 0700 `mktemp -d`), and then
+/// `nobody` could not even start the peer, let alone be refused the segment.
+fn peer_for_nobody() -> (std::path::PathBuf, Vec<String>) {
+    let dir = std::env::temp_dir().join(format!("framebus-nobody-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = dir.join("framebus-peer");
+    std::fs::copy(env!("CARGO_BIN_EXE_framebus-peer"), &exe).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut argv = peer_argv();
+    *argv.last_mut().unwrap() = exe.to_string_lossy().into_owned();
+    (dir, argv)
+}
+
+/// Runs `argv ARGS` as user and group 65534 (`nobody`); `(status, stdout, stderr)`.
+fn as_nobody(argv: &[String], args: &[&str]) -> (std::process::ExitStatus, String, String) {
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(argv)
+        .args(args)
+        .output()
+        .unwrap();
+    (out.status, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
 #[test]
 fn another_user_is_refused_an_owner_only_segment() {
     // Needs root (to switch to `nobody`) and setpriv (util-linux); say so instead of pretending.
@@ -130,17 +156,24 @@ fn another_user_is_refused_an_owner_only_segment() {
         eprintln!("SKIPPED permission test: needs root and setpriv to act as another user");
         return;
     }
+    let (dir, argv) = peer_for_nobody();
+    // First: can `nobody` run the peer at all? (Without arguments it prints its usage.)
+    let (status, _, err) = as_nobody(&argv, &[]);
+    if !err.contains("usage: framebus-peer") {
+        let _ = std::fs::remove_dir_all(&dir);
+        panic!(
+            "user nobody cannot run {argv:?} (status {status}, stderr: {err:?}): the test cannot tell a refused \
+             segment from a peer that never started; is {} mounted noexec?",
+            std::env::temp_dir().display()
+        );
+    }
     let name = unique("perm");
     let _s = SharedSegment::create(&name, &spec(2), CreateOptions::default()).unwrap();
-    let out = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .args(peer_argv())
-        .args(["worker", &name])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "nobody must not open a 0600 segment");
-    assert!(err.contains("permission denied") && err.contains("owner-only"), "status {}, stderr: {err}", out.status);
+    let (status, out, err) = as_nobody(&argv, &["worker", &name]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let what = format!("nobody ran {argv:?} worker {name}: status {status}, stdout {out:?}, stderr {err:?}");
+    assert!(!status.success(), "nobody must not open a 0600 segment, but did: {what}");
+    assert!(err.contains("permission denied") && err.contains("owner-only"), "refused for another reason: {what}");
 }
 
 #[test]
