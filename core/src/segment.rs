@@ -51,10 +51,21 @@
 //!    (CAS `ALIVE(g, holds)` → `+busy`), and leaves it publishing how many frames it holds.
 //!    [`Segment::reclaim`] turns an `ALIVE(g)` entry into `RECLAIMING(g)`, clears its bit from
 //!    every slot and leaves `FREE(g+1)`; a late operation of the evicted consumer fails its
-//!    bracket CAS with [`ClaimError::Evicted`] and touches nothing. Without `force` only an idle
-//!    entry holding no frame is taken — so a live reader never loses a slot under it; with
-//!    `force` (process known dead) anything is. If a forced reclaim hits a live consumer anyway,
-//!    its operation notices on leaving the bracket and gives back what it claimed.
+//!    bracket CAS with [`ClaimError::Evicted`] and touches nothing. [`Reclaim::Idle`] takes only
+//!    an idle entry holding no frame — so a live reader never loses a slot; [`Reclaim::Dead`]
+//!    (process known dead) takes anything, but only while the entry still names the process
+//!    judged dead. If a reclaim hits a live consumer anyway, its operation notices on leaving
+//!    the bracket and gives back what it claimed.
+//!
+//!    *The consumer table survives a kill anywhere.* An entry names its owner by process-slot
+//!    index inside its state word, written by the same CAS that claims it, and every
+//!    registration moves the generation: no judgement about one occupant can match another
+//!    (DESIGN invariant 9). A RECLAIMING entry can be finished by any process at any time, even
+//!    by several at once: each hold is cleared by a CAS validated against the entry still being
+//!    RECLAIMING at its generation (SYNC POINT `reclaim-validate`), so a registrant, an
+//!    unregistrant or a reaper killed at any step leaves nothing [`Segment::reap`] cannot
+//!    finish. A consumer killed asleep leaves its bit in the frame-waiter mask, which its
+//!    reclaim clears the same way.
 //! 6. *Untrusted memory.* Slot indices from the ring, positions and cursors are range-checked
 //!    before use; inconsistent values give [`ClaimError::Corrupt`].
 //!
@@ -76,6 +87,18 @@ use crate::Creator;
 
 /// Upper bound on CAS retries and ring steps in one operation.
 pub const RETRY_LIMIT: u32 = 4096;
+
+/// The frame-waiter word: bits 0-15 are the mask of sleeping consumer entries, bits 16-63 a
+/// version bumped by every change, so that no compare-and-swap on the word can mistake a
+/// bit set again by the entry's next occupant for the one it read (ABA).
+const WAITER_BITS: u64 = 0xFFFF;
+const WAITER_VERSION: u64 = 1 << 16;
+
+/// `m` with `bits` set or cleared and its version bumped.
+const fn waiters_with(m: u64, set: bool, bits: u64) -> u64 {
+    let mask = if set { m | bits } else { m & !bits };
+    (mask & WAITER_BITS) | ((m & !WAITER_BITS).wrapping_add(WAITER_VERSION))
+}
 
 /// A kill step no operation has: run to completion.
 const NEVER: u32 = 0;
@@ -1147,13 +1170,26 @@ impl<'a> Segment<'a> {
 
     /// True while entry `idx` is RECLAIMING at generation `gen`.
     ///
-    /// SYNC POINT reclaim-validate: called after an Acquire load of a shared word (a slot
-    /// word, the frame-waiter mask) that carries entry `idx`'s bit. If that bit was set by the
-    /// entry's *next* occupant, the load read from that occupant's claim or announce RMW (all
-    /// later writes of a word with the bit set are RMWs, so they continue its release
-    /// sequence), which it made after registering, i.e. after reading the FREE word this
-    /// reclaim's finisher stored with Release: so this Acquire load then sees FREE or later,
-    /// and the caller leaves the bit alone.
+    /// SYNC POINT reclaim-validate: called between an Acquire load of a shared word that carries
+    /// entry `idx`'s bit (a slot word, the frame-waiter word) and the CAS that would clear it.
+    /// That CAS must never clear a bit of the entry's *next* occupant N. Two cases:
+    /// - The value the finisher loaded carries N's bit: it was written by N's claim (or
+    ///   announce) RMW or a later RMW (every write of a word that still has the bit is an RMW,
+    ///   so they continue its release sequence), which N made after registering, i.e. after its
+    ///   Acquire of the FREE word a finisher stored with Release. This Acquire load of the entry
+    ///   then sees FREE or later, and the caller leaves the bit alone.
+    /// - The value carries the dead occupant's bit, but the word has since become that value
+    ///   again with N's bit (ABA), so the CAS would succeed. For the frame-waiter word the
+    ///   version in bits 16-63, bumped by every change, rules that out. For a slot word it
+    ///   cannot happen: the same word means the same frame (same slot generation), which N would
+    ///   have claimed, but N claims only frames published after it registered (subscribers and
+    ///   latest readers start their cursor at the `write_pos` they read after registering, which
+    ///   is past every frame the dead occupant held), and a worker's claim is exclusive, so a
+    ///   worker's frame goes FREE and is rewritten (new generation) before anyone claims it.
+    ///
+    /// loom: `late_finishers_never_clear_the_next_occupants_hold` and
+    /// `a_dead_sleepers_bit_is_cleared_by_its_reclaim_and_never_the_next_occupants` (which fails
+    /// without either the re-check or the version).
     fn reclaiming(&self, idx: u32, gen: u64) -> bool {
         let st = EntryState::decode(self.entry(idx, ctl::consumer::STATE).load(Ordering::Acquire));
         st.status == EntryStatus::Reclaiming && st.gen == gen
@@ -1215,7 +1251,12 @@ impl<'a> Segment<'a> {
             if !self.reclaiming(idx, gen) {
                 return Err(ReclaimError::Stale);
             }
-            match waiters.compare_exchange(m, m & !u64::from(bit), Ordering::AcqRel, Ordering::Acquire) {
+            match waiters.compare_exchange(
+                m,
+                waiters_with(m, false, u64::from(bit)),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => {
                     done = true;
                     break;
@@ -1319,9 +1360,9 @@ impl<'a> Segment<'a> {
         }
     }
 
-    /// Frame-wake word (low 32 bits are the futex word) and the mask of sleeping consumers
-    /// (bit *j*: consumer entry *j* sleeps or is about to; see [`Consumer::announce_sleep`]),
-    /// for the platform.
+    /// Frame-wake word (low 32 bits are the futex word) and the frame-waiter word, for the
+    /// platform: its bits 0-15 are the mask of sleeping consumers (bit *j*: consumer entry *j*
+    /// sleeps or is about to; see [`Consumer::announce_sleep`]), bits 16-63 a version.
     pub fn frame_wake_words(&self) -> (&'a AtomicU64, &'a AtomicU64) {
         (self.ctl(ctl::FRAME_WAKE), self.ctl(ctl::FRAME_WAITERS))
     }
@@ -1365,7 +1406,9 @@ impl<'a> Segment<'a> {
     /// reads `waiters`. The two fences order the pairs so at least one side sees the other.
     fn bump_if_waiters(&self, wake: u64, waiters: u64) -> bool {
         fence(Ordering::SeqCst);
-        if self.ctl(waiters).load(Ordering::Relaxed) != 0 {
+        // The frame word's version bits say nothing about sleepers; the space word is a count.
+        let sleepers = if waiters == ctl::FRAME_WAITERS { WAITER_BITS } else { u64::MAX };
+        if self.ctl(waiters).load(Ordering::Relaxed) & sleepers != 0 {
             self.ctl(wake).fetch_add(1, Ordering::Release);
             true
         } else {
@@ -1833,9 +1876,26 @@ impl<'a> Consumer<'a> {
     /// clears its bit (loom: `a_dead_sleepers_bit_is_cleared_by_its_reclaim`).
     pub fn announce_sleep(&self) -> u32 {
         let (wake, waiters) = self.seg.frame_wake_words();
+        let bit = 1u64 << self.idx;
         // SYNC POINT wake (sleeper): Acquire pairs with the Release bump in `bump_if_waiters`.
         let seen = wake.load(Ordering::Acquire) as u32;
-        waiters.fetch_or(1 << self.idx, Ordering::SeqCst);
+        // A CAS, not a fetch-or: the version must move with the bit (see `WAITER_VERSION`).
+        let mut m = waiters.load(Ordering::Relaxed);
+        let mut announced = false;
+        for _ in 0..RETRY_LIMIT {
+            match waiters.compare_exchange(m, waiters_with(m, true, bit), Ordering::SeqCst, Ordering::Relaxed) {
+                Ok(_) => {
+                    announced = true;
+                    break;
+                }
+                Err(now) => m = now,
+            }
+        }
+        if !announced {
+            // Only a peer flipping the word for RETRY_LIMIT rounds gets here: set the bit without
+            // the version rather than risk a sleep nobody would wake.
+            waiters.fetch_or(bit, Ordering::SeqCst);
+        }
         fence(Ordering::SeqCst);
         seen
     }
@@ -1852,7 +1912,7 @@ impl<'a> Consumer<'a> {
             if m & bit == 0 || !self.still_registered() {
                 return;
             }
-            match waiters.compare_exchange(m, m & !bit, Ordering::AcqRel, Ordering::Acquire) {
+            match waiters.compare_exchange(m, waiters_with(m, false, bit), Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => return,
                 Err(now) => m = now,
             }

@@ -55,6 +55,25 @@ fn worker_holding_frame0() -> (Arc<HeapRegion>, Segment<'static>, Producer<'stat
     (heap, seg, p, w, f)
 }
 
+/// Test bookkeeping outside the model (std, not loom): did some execution reach a case?
+#[allow(clippy::disallowed_types)]
+struct Reached(std::sync::atomic::AtomicBool);
+
+#[allow(clippy::disallowed_types)]
+impl Reached {
+    const fn new() -> Self {
+        Reached(std::sync::atomic::AtomicBool::new(false))
+    }
+    fn hit(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    /// Asserts that some execution hit the case: a model whose interesting branch is never
+    /// taken proves nothing.
+    fn assert(&self, what: &str) {
+        assert!(self.0.load(std::sync::atomic::Ordering::Relaxed), "no execution reached: {what}");
+    }
+}
+
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
     if b.preemption_bound.is_none() {
@@ -95,6 +114,7 @@ fn stale_owner_table(spec: SegmentSpec) -> (Arc<HeapRegion>, Segment<'static>) {
 /// worker sees `Evicted` although its process never died.
 #[test]
 fn reap_never_evicts_a_consumer_registering_over_a_dead_token() {
+    static READ: Reached = Reached::new();
     model(|| {
         let (heap, seg) = stale_owner_table(spec(1));
         let mut p = seg.attach_producer(1).unwrap();
@@ -102,6 +122,7 @@ fn reap_never_evicts_a_consumer_registering_over_a_dead_token() {
         let reader = thread::spawn(move || {
             let mut w = seg.register_with(ConsumerKind::Worker, 10, alive).unwrap();
             if let Ok(f) = w.claim() {
+                READ.hit();
                 assert_eq!(read_seq(&w, &f), 0, "torn frame");
                 assert_eq!(w.release(f), Ok(false), "a live worker was evicted");
             }
@@ -123,6 +144,7 @@ fn reap_never_evicts_a_consumer_registering_over_a_dead_token() {
         drop(p);
         drop(heap);
     });
+    READ.assert("worker 10 reading frame 0 while the reaper ran");
 }
 
 /// Finding 2: a registrant's stores must never land on the entry of the consumer that
@@ -679,21 +701,22 @@ fn reorder_window_collects_in_order() {
     });
 }
 
-/// Finding 6: the frame-waiter mask is attributable. Worker 10 announced that it sleeps and
+/// Finding 6: the frame-waiter mask is attributable. Worker 99 announced that it sleeps and
 /// was killed asleep; a reaper that found it dead turned its entry RECLAIMING and was killed
 /// too. Two reapers now finish the job while worker 11 registers on the freed entry and
-/// announces its own sleep. 10's bit leaves the mask, 11's never does: afterwards the mask is
+/// announces its own sleep. 99's bit leaves the mask, 11's never does: afterwards the mask is
 /// exactly 11's bit (if 11 got the entry) or empty. A finisher that cleared the bit without
 /// re-checking the entry could take a late CAS on 11's bit (a lost wake-up for 11).
 #[test]
 fn a_dead_sleepers_bit_is_cleared_by_its_reclaim_and_never_the_next_occupants() {
+    static NEXT_SLEPT: Reached = Reached::new();
     model(|| {
         let (heap, seg) = segment(spec(1).with_max_consumers(1));
-        let sleeper = seg.register(ConsumerKind::Worker, 10).unwrap();
+        let sleeper = seg.register(ConsumerKind::Worker, 99).unwrap();
         let _ = sleeper.announce_sleep();
         let (idx, gen) = (sleeper.index(), sleeper.generation());
         core::mem::forget(sleeper); // killed asleep
-        assert!(seg.reclaim_dying(idx, gen, Reclaim::Dead { owner: 10 }, 1).unwrap());
+        assert!(seg.reclaim_dying(idx, gen, Reclaim::Dead { owner: 99 }, 1).unwrap());
         let finishers: Vec<_> = (0..2).map(|_| thread::spawn(move || seg.reap(alive, |_, _| {}))).collect();
         let next = thread::spawn(move || {
             let c = seg.register_with(ConsumerKind::Worker, 11, alive).ok()?;
@@ -704,42 +727,45 @@ fn a_dead_sleepers_bit_is_cleared_by_its_reclaim_and_never_the_next_occupants() 
         assert_eq!(freed, 1, "the entry is freed exactly once");
         let next = next.join().unwrap();
         let (_, mask) = seg.frame_wake_words();
-        let mask = mask.load(framebus_core::sync::Ordering::SeqCst);
+        let mask = mask.load(framebus_core::sync::Ordering::SeqCst) & 0xFFFF;
         match &next {
             Some(c) => assert_eq!(mask, 1 << c.index(), "the live sleeper's bit survives, the dead one's is gone"),
             None => assert_eq!(mask, 0, "the dead sleeper's bit is gone"),
         }
         if let Some(c) = next {
+            NEXT_SLEPT.hit();
             c.retire_sleep();
-            assert_eq!(seg.frame_wake_words().1.load(framebus_core::sync::Ordering::SeqCst), 0);
+            assert_eq!(seg.frame_wake_words().1.load(framebus_core::sync::Ordering::SeqCst) & 0xFFFF, 0);
         }
         drop(heap);
     });
+    NEXT_SLEPT.assert("worker 11 registering and sleeping on the freed entry");
 }
 
 /// Finishing a reclaim is safe in any number of processes at once, even late: a reclaim of
-/// dead worker 10 (holding frame 0) stopped by a crash after its first step, then two reapers
+/// dead worker 99 (holding frame 0) stopped by a crash after its first step, then two reapers
 /// finish it while worker 11 registers on the freed entry and claims frame 1. Neither reaper
 /// ever clears 11's hold (the producer could otherwise rewrite the slot under it), frame 0's
 /// slot comes back exactly once, and the entry is freed exactly once.
 #[test]
 fn late_finishers_never_clear_the_next_occupants_hold() {
+    static NEXT_HELD: Reached = Reached::new();
     model(|| {
         let (heap, seg) = segment(spec(2).with_max_consumers(1));
         let mut p = seg.attach_producer(1).unwrap();
         publish(&mut p, 0).unwrap();
         publish(&mut p, 1).unwrap();
-        let mut dead = seg.register(ConsumerKind::Worker, 10).unwrap();
+        let mut dead = seg.register(ConsumerKind::Worker, 99).unwrap();
         let f = dead.claim().unwrap();
         core::mem::forget(f);
         let (idx, gen) = (dead.index(), dead.generation());
-        // The worker's own unregister could not run (it held a frame); a reaper's reclaim
-        // stopped dead right after turning the entry RECLAIMING.
-        assert!(seg.reclaim_dying(idx, gen, Reclaim::Dead { owner: 10 }, 1).unwrap());
+        // The worker died holding a frame; a reaper's reclaim stopped dead right after turning
+        // the entry RECLAIMING.
+        assert!(seg.reclaim_dying(idx, gen, Reclaim::Dead { owner: 99 }, 1).unwrap());
         assert_eq!(seg.entry_state(idx).status, EntryStatus::Reclaiming);
         let finishers: Vec<_> = (0..2).map(|_| thread::spawn(move || seg.reap(alive, |_, _| {}))).collect();
         let next = thread::spawn(move || {
-            let mut c = seg.register(ConsumerKind::Worker, 11).ok()?;
+            let mut c = seg.register_with(ConsumerKind::Worker, 11, alive).ok()?;
             let f = c.claim().ok()?;
             assert_eq!(read_seq(&c, &f), 1, "torn frame");
             Some((c, f))
@@ -751,6 +777,7 @@ fn late_finishers_never_clear_the_next_occupants_hold() {
         let c = seg.census();
         match next {
             Some((mut w, f)) => {
+                NEXT_HELD.hit();
                 assert_eq!(freed, 1);
                 assert_eq!((c.held_by[w.index() as usize], c.taken, c.free), (1, 1, 1), "{c:?}");
                 assert_eq!(w.release(f), Ok(false), "the live worker's hold survived every finisher");
@@ -760,6 +787,7 @@ fn late_finishers_never_clear_the_next_occupants_hold() {
         drop(p);
         drop(heap);
     });
+    NEXT_HELD.assert("worker 11 registering on the freed entry and holding frame 1");
 }
 
 /// Three actors on one small table: worker 10 registers, claims, releases and unregisters;
@@ -768,6 +796,7 @@ fn late_finishers_never_clear_the_next_occupants_hold() {
 /// the end every entry is FREE or held by a live consumer.
 #[test]
 fn register_unregister_and_reap_on_one_table() {
+    static BOTH: Reached = Reached::new();
     model(|| {
         let (heap, seg) = stale_owner_table(spec(1));
         let mut p = seg.attach_producer(1).unwrap();
@@ -784,6 +813,9 @@ fn register_unregister_and_reap_on_one_table() {
         seg.reap(alive, |_, _| {});
         a.join().unwrap();
         let b = b.join().unwrap();
+        if b.is_some() {
+            BOTH.hit();
+        }
         for i in 0..2 {
             let e = seg.entry_state(i);
             let owner = seg.entry_owner(i).0;
@@ -798,6 +830,7 @@ fn register_unregister_and_reap_on_one_table() {
         drop(p);
         drop(heap);
     });
+    BOTH.assert("worker 11 registering beside worker 10 and the reaper");
 }
 
 /// Finding 11: a producer that took over from a dead one recycles frames only past every

@@ -206,8 +206,8 @@ pub fn publish(slot: WriteSlot<'_, '_>, meta: FrameMeta, seg: &Segment<'_>) -> P
     let p = slot.publish(meta);
     if p.wake {
         let (word, mask) = seg.frame_wake_words();
-        // The frame-waiter word is a mask of sleeping consumer entries.
-        os::wake(word, u64::from(mask.load(Ordering::Acquire).count_ones()));
+        // The frame-waiter word's low 16 bits are the mask of sleeping consumer entries.
+        os::wake(word, u64::from((mask.load(Ordering::Acquire) & 0xFFFF).count_ones()));
     }
     p
 }
@@ -249,8 +249,7 @@ mod tests {
         let a = Segment::create(ha.region(), &spec, Creator::default()).unwrap();
         let b = Segment::create(hb.region(), &spec, Creator::default()).unwrap();
         // A consumer of B whose process is gone (pid 2^32 - 1 never exists).
-        let dead = b.register(ConsumerKind::Worker, u64::from(u32::MAX)).unwrap();
-        core::mem::forget(dead);
+        let _dead = b.register(ConsumerKind::Worker, u64::from(u32::MAX)).unwrap();
         assert!(!maybe_reap(&b), "the first call only starts B's clock");
         std::thread::sleep(REAP_INTERVAL + std::time::Duration::from_millis(20));
         let _ = maybe_reap(&a); // A's turn: with one clock for all, this would take B's window
