@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
-use framebus_core::segment::{AttachError, ClaimError, FrameMeta, EntryStatus, RegisterError};
+use framebus_core::segment::{AttachError, ClaimError, EntryStatus, FrameMeta, RegisterError};
 use framebus_core::{BeginError, ConsumerKind, FrameGeometry, OverflowPolicy, Pattern, PixelFormat, SegmentSpec};
 use framebus_platform::owned::{HeldFrame, OwnedConsumer, OwnedProducer, ProduceError};
 use framebus_platform::wait::WaitError;
