@@ -1204,31 +1204,20 @@ impl<'a> Segment<'a> {
         let bit = 1u16 << idx;
         let mut cleared = 0;
         let mut out = Ok(());
-        'slots: for s in 0..self.layout.spec.slot_count {
-            let w = self.slot_word(s, ctl::slot::STATE);
-            // Acquire: SYNC POINT reclaim-validate (see `reclaiming`).
-            let mut cur = w.load(Ordering::Acquire);
-            for _ in 0..RETRY_LIMIT {
-                let st = SlotState::decode(cur);
-                if st.holders & bit == 0 || !matches!(st.kind, SlotKind::Ready | SlotKind::Taken) {
-                    continue 'slots;
-                }
-                if !self.reclaiming(idx, gen) {
-                    out = Err(ReclaimError::Stale);
-                    break 'slots;
-                }
-                // SYNC POINT slot-release (by reclaim): as in `Consumer::release`; Acquire on
-                // failure for SYNC POINT reclaim-validate.
-                match w.compare_exchange(cur, released(st, bit).encode(), Ordering::AcqRel, Ordering::Acquire) {
-                    Ok(_) => {
-                        cleared += 1;
-                        continue 'slots;
-                    }
-                    Err(now) => cur = now,
+        for s in 0..self.layout.spec.slot_count {
+            // SYNC POINT slot-release (by reclaim): as in `Consumer::release`.
+            let held = |w| {
+                let st = SlotState::decode(w);
+                (st.holders & bit != 0 && matches!(st.kind, SlotKind::Ready | SlotKind::Taken))
+                    .then(|| released(st, bit).encode())
+            };
+            match self.clear_validated(self.slot_word(s, ctl::slot::STATE), idx, gen, held) {
+                Ok(c) => cleared += u32::from(c),
+                Err(e) => {
+                    out = Err(e);
+                    break;
                 }
             }
-            out = Err(ReclaimError::Contended);
-            break;
         }
         // Statistics only; nothing is ordered by this counter.
         self.ctl(ctl::RECLAIMED).fetch_add(u64::from(cleared), Ordering::Relaxed);
@@ -1239,34 +1228,10 @@ impl<'a> Segment<'a> {
         }
         // The consumer may have died asleep: take its bit out of the frame-waiter mask, or
         // every publish from now on would make a wake-up call for nobody.
-        let waiters = self.ctl(ctl::FRAME_WAITERS);
-        // Acquire: SYNC POINT reclaim-validate.
-        let mut m = waiters.load(Ordering::Acquire);
-        let mut done = false;
-        for _ in 0..RETRY_LIMIT {
-            if m & u64::from(bit) == 0 {
-                done = true;
-                break;
-            }
-            if !self.reclaiming(idx, gen) {
-                return Err(ReclaimError::Stale);
-            }
-            match waiters.compare_exchange(
-                m,
-                waiters_with(m, false, u64::from(bit)),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    done = true;
-                    break;
-                }
-                Err(now) => m = now,
-            }
-        }
-        if !done {
-            return Err(ReclaimError::Contended);
-        }
+        let bit = u64::from(bit);
+        self.clear_validated(self.ctl(ctl::FRAME_WAITERS), idx, gen, |m| {
+            (m & bit != 0).then(|| waiters_with(m, false, bit))
+        })?;
         if die == 3 {
             return Ok(None);
         }
@@ -1288,6 +1253,35 @@ impl<'a> Segment<'a> {
         // Freed slots, or a subscriber cursor no longer holding the producer back: wake it.
         let wake = self.bump_if_waiters(ctl::SPACE_WAKE, ctl::SPACE_WAITERS);
         Ok(Some(Reclaimed { cleared, wake }))
+    }
+
+    /// Takes entry `idx`'s bit out of `word` for its reclaim at `gen`: `without(value)` is the
+    /// value with the bit cleared, or `None` when the bit is not (or no longer) there. Each
+    /// attempt loads the word (Acquire), re-checks that the entry is still RECLAIMING at `gen`
+    /// (SYNC POINT reclaim-validate, see `reclaiming`: never a bit of the next occupant), and
+    /// CASes. `Ok(true)` when this call cleared it.
+    fn clear_validated(
+        &self,
+        word: &AtomicU64,
+        idx: u32,
+        gen: u64,
+        without: impl Fn(u64) -> Option<u64>,
+    ) -> Result<bool, ReclaimError> {
+        // Acquire: SYNC POINT reclaim-validate.
+        let mut cur = word.load(Ordering::Acquire);
+        for _ in 0..RETRY_LIMIT {
+            let Some(next) = without(cur) else { return Ok(false) };
+            if !self.reclaiming(idx, gen) {
+                return Err(ReclaimError::Stale);
+            }
+            // AcqRel: the Release half is SYNC POINT slot-release for slot words; Acquire on
+            // failure for SYNC POINT reclaim-validate on the next attempt.
+            match word.compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Ok(true),
+                Err(now) => cur = now,
+            }
+        }
+        Err(ReclaimError::Contended)
     }
 
     /// Reclaims every consumer entry whose process `is_alive` calls dead, and finishes every

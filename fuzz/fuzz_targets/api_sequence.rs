@@ -139,13 +139,9 @@ fuzz_target!(|input: Input| {
                 }
             }
             Op::Register(kind) => {
-                let kind = match (spec.pattern, kind % 2) {
-                    (Pattern::WorkQueue, _) => ConsumerKind::Worker,
-                    (Pattern::Broadcast, 0) => ConsumerKind::Subscriber,
-                    (Pattern::Broadcast, _) => ConsumerKind::Latest,
-                };
+                let kind = kind_for(&spec, kind);
                 token += 1;
-                let live: BTreeSet<u64> = readers.iter().map(|r| r.token).collect();
+                let live = live(&readers);
                 if let Ok(c) = seg.register_with(kind, token, |t| live.contains(&t)) {
                     readers.push(Reader { c, token, held: Vec::new(), last_seq: None });
                 }
@@ -185,13 +181,9 @@ fuzz_target!(|input: Input| {
                 producer = Some(seg.take_over_producer(producer_token, dead).unwrap());
             }
             Op::KillInRegister(kind, step) => {
-                let kind = match (spec.pattern, kind % 2) {
-                    (Pattern::WorkQueue, _) => ConsumerKind::Worker,
-                    (Pattern::Broadcast, 0) => ConsumerKind::Subscriber,
-                    (Pattern::Broadcast, _) => ConsumerKind::Latest,
-                };
+                let kind = kind_for(&spec, kind);
                 token += 1;
-                let live: BTreeSet<u64> = readers.iter().map(|r| r.token).collect();
+                let live = live(&readers);
                 let step = u32::from(step) % REGISTER_STEPS + 1;
                 if let Ok(died) = seg.register_dying(kind, token, |t| live.contains(&t), step) {
                     assert!(died);
@@ -212,7 +204,7 @@ fuzz_target!(|input: Input| {
                 zombies += 1;
             }
             Op::Reap => {
-                let live: BTreeSet<u64> = readers.iter().map(|r| r.token).collect();
+                let live = live(&readers);
                 let freed = seg.reap(|t| live.contains(&t), |_, _| {});
                 assert_eq!(freed, zombies, "reap frees exactly the entries of dead processes");
                 zombies = 0;
@@ -228,6 +220,21 @@ fuzz_target!(|input: Input| {
         }
     }
 });
+
+/// The consumer kind a registration asks for: workers on a work queue, subscribers or latest
+/// readers on a broadcast segment.
+fn kind_for(spec: &SegmentSpec, k: u8) -> ConsumerKind {
+    match (spec.pattern, k % 2) {
+        (Pattern::WorkQueue, _) => ConsumerKind::Worker,
+        (Pattern::Broadcast, 0) => ConsumerKind::Subscriber,
+        (Pattern::Broadcast, _) => ConsumerKind::Latest,
+    }
+}
+
+/// The processes alive in this run: the readers' (everyone else registered here died).
+fn live(readers: &[Reader<'_>]) -> BTreeSet<u64> {
+    readers.iter().map(|r| r.token).collect()
+}
 
 fn check(seg: &Segment<'_>, spec: &SegmentSpec, readers: &[Reader<'_>]) {
     let c = seg.census();
