@@ -103,8 +103,9 @@ const fn waiters_with(m: u64, set: bool, bits: u64) -> u64 {
 /// A kill step no operation has: run to completion.
 const NEVER: u32 = 0;
 
-/// Fault injection for crash tests: how many steps the operations that [`Segment::register_dying`]
-/// and [`Consumer::unregister_dying`] can be stopped after have.
+/// Fault injection for crash tests: how many steps the operations that
+/// [`Segment::register_dying`], [`Consumer::unregister_dying`] and [`Segment::reclaim_dying`]
+/// can be stopped after have (a reclaim has the steps of `unregister`).
 #[doc(hidden)]
 pub mod fault {
     /// Steps of `register`: 1 process slot claimed, 2 entry claimed (joining), 3 counters
