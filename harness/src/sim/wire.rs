@@ -1,6 +1,5 @@
 //! What the simulation's processes tell each other, as fixed little-endian records in the
-//! slots of small framebus segments (one per sender), and the content checksum both ends of a
-//! frame compute.
+//! slots of small framebus segments (one per sender).
 //!
 //! - `NAME.ev`: producer → collector, one [`Event`] per published or dropped frame, and one at
 //!   the end; the collector learns from it exactly which sequence numbers to expect.
@@ -13,23 +12,11 @@ pub const RECORD_BYTES: u32 = 256;
 /// (dropped by the producer, or given up); the record's `seq` names it, the rest is zero.
 pub const OUT_SKIPPED: u32 = 1;
 
-/// Content checksum of a frame: FNV-1a over little-endian 64-bit words (one multiply per 8
-/// bytes, so a 1080p frame costs about a millisecond), then the tail bytes one by one, then the
-/// length. The stub accelerator runtime (`snpe-sys`, C) computes the same function over the slot
-/// in place; a unit test there checks both agree.
-#[must_use]
-pub fn checksum(bytes: &[u8]) -> u64 {
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut words = bytes.chunks_exact(8);
-    for w in &mut words {
-        h = (h ^ u64::from_le_bytes(w.try_into().expect("8-byte chunk"))).wrapping_mul(PRIME);
-    }
-    for &b in words.remainder() {
-        h = (h ^ u64::from(b)).wrapping_mul(PRIME);
-    }
-    h ^ bytes.len() as u64
-}
+/// The content checksum both ends of a frame compute: the layout's own
+/// ([`content_checksum`](framebus_platform::core::segment::content_checksum), documented in
+/// `docs/LAYOUT.md` §4). The stub accelerator runtime (`snpe-sys`, C) computes the same function
+/// over the slot in place; a unit test there checks both agree.
+pub use framebus_platform::core::segment::content_checksum as checksum;
 
 /// Why the producer did not deliver a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
