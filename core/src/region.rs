@@ -1,7 +1,7 @@
 //! A raw byte region: where the segment lives. The core does not know whether it is POSIX shared
 //! memory, a Windows file mapping, a dma-buf or a heap allocation.
 //!
-//! All access to control words goes through [`Region::word`], which bounds-checks the offset
+//! All access to control words goes through `Region::word`, which bounds-checks the offset
 //! and hands out an atomic; payload bytes are copied with bounds-checked raw copies. No Rust
 //! reference to plain bytes of the region is ever formed, because another process may write
 //! them at any time (see memmap2's notes on why `&[u8]` over shared mappings is unsound).
@@ -14,7 +14,7 @@ use crate::sync::{AccessTracker, AtomicU64};
 /// A borrowed view of a byte region of `len` bytes at `base`, valid for `'a`.
 ///
 /// `Region` is `Copy`: it is only an address range. Whoever created it (a platform mapping or a
-/// [`HeapRegion`]) keeps the memory alive for `'a`.
+/// `HeapRegion`, feature `alloc`) keeps the memory alive for `'a`.
 #[derive(Clone, Copy, Debug)]
 pub struct Region<'a> {
     base: NonNull<u8>,

@@ -11,7 +11,7 @@ pub fn ci(args: &[String]) -> Result<(), String> {
         return Err(format!("ci takes no arguments (got '{a}')"));
     }
     type Stage = (&'static str, fn() -> Result<Option<Skip>, String>);
-    let stages: [Stage; 14] = [
+    let stages: [Stage; 15] = [
         ("fmt", || run(cmd("cargo", &["fmt", "--all", "--check"])).map(|_| None)),
         ("snpe-sys bindings (bindgen)", || bindings(false)),
         ("clippy", || {
@@ -27,6 +27,11 @@ pub fn ci(args: &[String]) -> Result<(), String> {
             run(cmd("cargo", &["build", "-q", "-p", "framebus-c", "--profile", "checked"]))?;
             let mut c = cmd("cargo", &["test", "--workspace", "--profile", "checked"]);
             c.env("FRAMEBUS_STRESS_FRAMES", CI_STRESS_FRAMES);
+            run(c).map(|_| None)
+        }),
+        ("rustdoc (-D warnings)", || {
+            let mut c = cmd("cargo", &["doc", "-q", "--workspace", "--no-deps"]);
+            c.env("RUSTDOCFLAGS", "-D warnings");
             run(c).map(|_| None)
         }),
         ("C library (header, install, pkg-config)", crate::bindings::c_stage),

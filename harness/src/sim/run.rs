@@ -140,6 +140,9 @@ pub struct SimArgs {
     /// NAME.out (the results in frame order, a broadcast segment other programs can subscribe
     /// to), NAME.ev and NAME.rK [default: sim<pid>].
     /// See examples/python/opencv_overlay.py.
+    // This text is clap's --help, where `[default: …]` is the convention; rustdoc would read it
+    // as a link and `<pid>` as a tag.
+    #[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 }

@@ -3,7 +3,7 @@
 //! [`SharedSegment::create`] makes a named segment (Linux: `/dev/shm/framebus.NAME`,
 //! owner-only, every page reserved up front), [`SharedSegment::open`] maps one by name and
 //! validates its whole header and its size; both hand out the core's
-//! [`Segment`](framebus_core::Segment) with endpoints identified by this process's liveness
+//! [`Segment`] with endpoints identified by this process's liveness
 //! token (pid + start time). [`wait`] sleeps and wakes across processes; [`SharedSegment::reap`]
 //! reclaims the slots of consumers whose process died.
 //!
