@@ -119,38 +119,7 @@ pub mod ctl {
     }
 }
 
-/// Pixel format of the frames in a segment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum PixelFormat {
-    /// Opaque bytes: `width` bytes per row, `height` rows.
-    Raw = 0,
-    /// Packed 8-bit B, G, R (OpenCV's default).
-    Bgr24 = 1,
-    /// Packed 8-bit R, G, B.
-    Rgb24 = 2,
-    /// 8-bit luma only.
-    Gray8 = 3,
-    /// 4:2:0, a Y plane then one interleaved UV plane (even width and height).
-    Nv12 = 4,
-    /// 4:2:0, Y, U and V planes (even width and height).
-    I420 = 5,
-}
-
-impl PixelFormat {
-    /// The format with numeric code `v`, if any.
-    pub const fn from_u32(v: u32) -> Option<Self> {
-        Some(match v {
-            0 => Self::Raw,
-            1 => Self::Bgr24,
-            2 => Self::Rgb24,
-            3 => Self::Gray8,
-            4 => Self::Nv12,
-            5 => Self::I420,
-            _ => return None,
-        })
-    }
-}
+pub use crate::vocab::{OverflowPolicy, Pattern, PixelFormat};
 
 /// Frame geometry: width and height in pixels and the pixel format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -242,28 +211,6 @@ pub struct Planes {
     pub planes: [Plane; 4],
     /// Bytes of one tightly packed frame.
     pub frame_size: u64,
-}
-
-/// How frames reach consumers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum Pattern {
-    /// Each frame goes to exactly one worker (parallel inference).
-    WorkQueue = 0,
-    /// Each frame goes to every subscriber.
-    Broadcast = 1,
-}
-
-/// What the producer does when no slot is free.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum OverflowPolicy {
-    /// Wait for a slot (offline files: nothing may be lost).
-    Block = 0,
-    /// Reuse the oldest frame nobody has claimed (live camera); counted as dropped.
-    DropOldest = 1,
-    /// Skip the incoming frame; counted as dropped and visible as a sequence gap.
-    DropNewest = 2,
 }
 
 /// What a segment is asked to hold. [`Layout::compute`] turns it into byte offsets.
@@ -615,17 +562,10 @@ impl Layout {
         }
         let format = get32(bytes, hdr::PIXEL_FORMAT);
         let format = PixelFormat::from_u32(format).ok_or(HeaderError::Spec(SpecError::UnknownPixelFormat(format)))?;
-        let pattern = match get32(bytes, hdr::PATTERN) {
-            0 => Pattern::WorkQueue,
-            1 => Pattern::Broadcast,
-            v => return Err(HeaderError::Spec(SpecError::UnknownPattern(v))),
-        };
-        let policy = match get32(bytes, hdr::POLICY) {
-            0 => OverflowPolicy::Block,
-            1 => OverflowPolicy::DropOldest,
-            2 => OverflowPolicy::DropNewest,
-            v => return Err(HeaderError::Spec(SpecError::UnknownPolicy(v))),
-        };
+        let pattern = get32(bytes, hdr::PATTERN);
+        let pattern = Pattern::from_u32(pattern).ok_or(HeaderError::Spec(SpecError::UnknownPattern(pattern)))?;
+        let policy = get32(bytes, hdr::POLICY);
+        let policy = OverflowPolicy::from_u32(policy).ok_or(HeaderError::Spec(SpecError::UnknownPolicy(policy)))?;
         let align = get32(bytes, hdr::SLOT_ALIGN);
         let spec = SegmentSpec {
             slot_count: get32(bytes, hdr::SLOT_COUNT),

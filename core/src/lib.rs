@@ -38,6 +38,7 @@ pub mod reorder;
 pub mod segment;
 pub mod spsc;
 pub mod sync;
+pub mod vocab;
 
 pub use layout::{
     Creator, FrameGeometry, HeaderError, Layout, OverflowPolicy, Pattern, PixelFormat, SegmentSpec, SpecError,
@@ -49,3 +50,4 @@ pub use segment::{
     BeginError, ClaimError, Consumer, ConsumerKind, Frame, FrameMeta, PendingSlot, Producer, Published, Segment, Stats,
     WriteSlot,
 };
+pub use vocab::{UnknownName, Vocabulary};

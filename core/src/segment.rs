@@ -164,16 +164,7 @@ impl SlotState {
     }
 }
 
-/// How a consumer receives frames.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConsumerKind {
-    /// Work queue: each frame to exactly one worker.
-    Worker = 1,
-    /// Broadcast: every frame to every subscriber.
-    Subscriber = 2,
-    /// The newest complete frame, skipping older ones (any pattern).
-    Latest = 3,
-}
+pub use crate::vocab::ConsumerKind;
 
 const ENTRY_FREE: u64 = 0;
 const ENTRY_ALIVE: u64 = 1;
@@ -222,12 +213,8 @@ pub struct EntryState {
 
 impl EntryState {
     const fn decode(w: u64) -> Self {
-        let kind = match (w >> ENTRY_KIND_SHIFT) & 3 {
-            1 => Some(ConsumerKind::Worker),
-            2 => Some(ConsumerKind::Subscriber),
-            3 => Some(ConsumerKind::Latest),
-            _ => None,
-        };
+        // Kind 0 is KIND_JOINING: `from_u32` has no kind with code 0.
+        let kind = ConsumerKind::from_u32(((w >> ENTRY_KIND_SHIFT) & 3) as u32);
         let status = match w & 3 {
             ENTRY_FREE => EntryStatus::Free,
             ENTRY_ALIVE => EntryStatus::Alive,

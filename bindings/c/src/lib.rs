@@ -127,6 +127,26 @@ pub const FB_KIND_SUBSCRIBER: u32 = 2;
 /// Consumer kind: reads the newest frame, skipping older ones (either pattern).
 pub const FB_KIND_LATEST: u32 = 3;
 
+// The codes above are the core's (`framebus_core::vocab`, the one definition). cbindgen can
+// only copy literals into the header, so each literal is checked against the core here, at
+// compile time; `tests/c_api.rs` checks that the header names every value of every vocabulary.
+const _: () = {
+    assert!(FB_FORMAT_RAW == PixelFormat::Raw as u32);
+    assert!(FB_FORMAT_BGR24 == PixelFormat::Bgr24 as u32);
+    assert!(FB_FORMAT_RGB24 == PixelFormat::Rgb24 as u32);
+    assert!(FB_FORMAT_GRAY8 == PixelFormat::Gray8 as u32);
+    assert!(FB_FORMAT_NV12 == PixelFormat::Nv12 as u32);
+    assert!(FB_FORMAT_I420 == PixelFormat::I420 as u32);
+    assert!(FB_PATTERN_WORK_QUEUE == Pattern::WorkQueue as u32);
+    assert!(FB_PATTERN_BROADCAST == Pattern::Broadcast as u32);
+    assert!(FB_POLICY_BLOCK == OverflowPolicy::Block as u32);
+    assert!(FB_POLICY_DROP_OLDEST == OverflowPolicy::DropOldest as u32);
+    assert!(FB_POLICY_DROP_NEWEST == OverflowPolicy::DropNewest as u32);
+    assert!(FB_KIND_WORKER == ConsumerKind::Worker as u32);
+    assert!(FB_KIND_SUBSCRIBER == ConsumerKind::Subscriber as u32);
+    assert!(FB_KIND_LATEST == ConsumerKind::Latest as u32);
+};
+
 /// Version of this C ABI; it changes when a signature or struct changes.
 pub const FB_ABI_VERSION: u32 = 1;
 
@@ -527,17 +547,10 @@ pub extern "C" fn fb_spec_default(width: u32, height: u32, pixel_format: u32, sl
 fn spec_from_c(s: &fb_spec) -> Result<SegmentSpec, Failure> {
     let format = PixelFormat::from_u32(s.pixel_format)
         .ok_or_else(|| Failure::arg(format!("unknown pixel_format {} (use FB_FORMAT_*)", s.pixel_format)))?;
-    let pattern = match s.pattern {
-        FB_PATTERN_WORK_QUEUE => Pattern::WorkQueue,
-        FB_PATTERN_BROADCAST => Pattern::Broadcast,
-        p => return Err(Failure::arg(format!("unknown pattern {p} (use FB_PATTERN_*)"))),
-    };
-    let policy = match s.policy {
-        FB_POLICY_BLOCK => OverflowPolicy::Block,
-        FB_POLICY_DROP_OLDEST => OverflowPolicy::DropOldest,
-        FB_POLICY_DROP_NEWEST => OverflowPolicy::DropNewest,
-        p => return Err(Failure::arg(format!("unknown policy {p} (use FB_POLICY_*)"))),
-    };
+    let pattern = Pattern::from_u32(s.pattern)
+        .ok_or_else(|| Failure::arg(format!("unknown pattern {} (use FB_PATTERN_*)", s.pattern)))?;
+    let policy = OverflowPolicy::from_u32(s.policy)
+        .ok_or_else(|| Failure::arg(format!("unknown policy {} (use FB_POLICY_*)", s.policy)))?;
     let mut spec = SegmentSpec::new(FrameGeometry::new(s.width, s.height, format), s.slots)
         .with_pattern(pattern)
         .with_policy(policy);
@@ -861,12 +874,8 @@ pub unsafe extern "C" fn fb_consumer_register(
         if out.is_null() {
             return Err(Failure::arg("out is NULL"));
         }
-        let kind = match kind {
-            FB_KIND_WORKER => ConsumerKind::Worker,
-            FB_KIND_SUBSCRIBER => ConsumerKind::Subscriber,
-            FB_KIND_LATEST => ConsumerKind::Latest,
-            k => return Err(Failure::arg(format!("unknown consumer kind {k} (use FB_KIND_*)"))),
-        };
+        let kind = ConsumerKind::from_u32(kind)
+            .ok_or_else(|| Failure::arg(format!("unknown consumer kind {kind} (use FB_KIND_*)")))?;
         let inner = OwnedConsumer::register(seg.shared.clone(), kind)?;
         // SAFETY: non-null (checked), writable per the contract.
         unsafe { out.write(Box::into_raw(Box::new(fb_consumer { inner }))) };

@@ -46,7 +46,8 @@ fn main() -> ExitCode {
             };
         }
     }
-    let tests: [Test; 5] = [
+    let tests: [Test; 6] = [
+        ("the_header_names_every_value_of_every_vocabulary", the_header_names_every_value_of_every_vocabulary),
         ("c_example_producer_feeds_rust_worker_processes", c_example_producer_feeds_rust_worker_processes),
         ("header_compiles_as_cpp_and_the_shared_library_loads", header_compiles_as_cpp_and_the_shared_library_loads),
         ("frames_cross_the_abi_without_a_copy", frames_cross_the_abi_without_a_copy),
@@ -80,6 +81,38 @@ fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// `FB_FORMAT_*`, `FB_PATTERN_*`, `FB_POLICY_*` and `FB_KIND_*` in the committed header are the
+/// core's vocabulary: every value has its constant (the name upper-cased, `-` as `_`) with its
+/// code, and no constant names a value the core lacks.
+fn the_header_names_every_value_of_every_vocabulary() -> TestResult {
+    use framebus_core::vocab::Vocabulary;
+    use framebus_core::{OverflowPolicy, Pattern, PixelFormat};
+    let header = std::fs::read_to_string(repo().join("bindings/c/include/framebus.h")).map_err(|e| e.to_string())?;
+    fn check<T: Vocabulary>(header: &str, prefix: &str) -> TestResult {
+        let defined: Vec<(String, u32)> = header
+            .lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix("#define ")?;
+                let (name, value) = rest.split_once(' ')?;
+                name.strip_prefix(prefix)?;
+                Some((name.to_string(), value.trim().parse().ok()?))
+            })
+            .collect();
+        let want: Vec<(String, u32)> = T::ALL
+            .iter()
+            .map(|v| (format!("{prefix}{}", v.name().to_uppercase().replace('-', "_")), v.code()))
+            .collect();
+        if defined != want {
+            return Err(format!("{}: the header defines {defined:?}, the core has {want:?}", T::WHAT));
+        }
+        Ok(())
+    }
+    check::<PixelFormat>(&header, "FB_FORMAT_")?;
+    check::<Pattern>(&header, "FB_PATTERN_")?;
+    check::<OverflowPolicy>(&header, "FB_POLICY_")?;
+    check::<ConsumerKind>(&header, "FB_KIND_")
 }
 
 /// A Rust worker process: claims until an end frame, checks every byte, prints

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use framebus_core::segment::{AttachError, ClaimError, EntryStatus, FrameMeta, RegisterError};
+use framebus_core::vocab::Vocabulary;
 use framebus_core::{BeginError, ConsumerKind, FrameGeometry, OverflowPolicy, Pattern, PixelFormat, SegmentSpec};
 use framebus_platform::owned::{HeldFrame, OwnedConsumer, OwnedProducer, ProduceError};
 use framebus_platform::wait::WaitError;
@@ -98,31 +99,16 @@ fn slice(deadline: Option<Instant>) -> Option<Duration> {
     }
 }
 
-fn format_name(f: PixelFormat) -> &'static str {
-    match f {
-        PixelFormat::Raw => "raw",
-        PixelFormat::Bgr24 => "bgr24",
-        PixelFormat::Rgb24 => "rgb24",
-        PixelFormat::Gray8 => "gray8",
-        PixelFormat::Nv12 => "nv12",
-        PixelFormat::I420 => "i420",
-    }
+/// Parses a name of the core's vocabulary (`framebus_core::vocab`: canonical names such as
+/// `drop-oldest`, `_` accepted for `-`, aliases such as `bgr`), or raises `ValueError` listing
+/// the accepted names.
+fn parse<T: Vocabulary>(what: &str, s: &str) -> PyResult<T> {
+    T::from_name(s).map_err(|e| PyValueError::new_err(format!("{what}={s:?}: {e}")))
 }
 
-fn parse_format(s: &str) -> PyResult<PixelFormat> {
-    Ok(match s.to_ascii_lowercase().as_str() {
-        "raw" => PixelFormat::Raw,
-        "bgr24" | "bgr" => PixelFormat::Bgr24,
-        "rgb24" | "rgb" => PixelFormat::Rgb24,
-        "gray8" | "gray" => PixelFormat::Gray8,
-        "nv12" => PixelFormat::Nv12,
-        "i420" => PixelFormat::I420,
-        _ => {
-            return Err(PyValueError::new_err(format!(
-                "unknown format {s:?}: use bgr24, rgb24, gray8, nv12, i420 or raw"
-            )))
-        }
-    })
+/// The canonical names of a vocabulary, in code order (the module's `PIXEL_FORMATS`, …).
+fn names<T: Vocabulary>() -> Vec<&'static str> {
+    T::ALL.iter().map(|v| v.name()).collect()
 }
 
 /// The numpy shape of `len` bytes holding a frame of `geometry`: (H, W, 3) for packed colour,
@@ -189,10 +175,10 @@ impl Segment {
     fn height(&self) -> u32 {
         self.spec().geometry.height
     }
-    /// Pixel format: "bgr24", "rgb24", "gray8", "nv12", "i420" or "raw".
+    /// Pixel format: one of `PIXEL_FORMATS` ("bgr24", "rgb24", "gray8", "nv12", "i420", "raw").
     #[getter]
     fn format(&self) -> &'static str {
-        format_name(self.spec().geometry.format)
+        self.spec().geometry.format.name()
     }
     /// The numpy shape of one frame.
     #[getter]
@@ -204,22 +190,15 @@ impl Segment {
     fn slots(&self) -> u32 {
         self.spec().slot_count
     }
-    /// "work_queue" or "broadcast".
+    /// One of `PATTERNS`: "work-queue" or "broadcast".
     #[getter]
     fn pattern(&self) -> &'static str {
-        match self.spec().pattern {
-            Pattern::WorkQueue => "work_queue",
-            Pattern::Broadcast => "broadcast",
-        }
+        self.spec().pattern.name()
     }
-    /// "block", "drop_oldest" or "drop_newest".
+    /// One of `POLICIES`: "block", "drop-oldest" or "drop-newest".
     #[getter]
     fn policy(&self) -> &'static str {
-        match self.spec().policy {
-            OverflowPolicy::Block => "block",
-            OverflowPolicy::DropOldest => "drop_oldest",
-            OverflowPolicy::DropNewest => "drop_newest",
-        }
+        self.spec().policy.name()
     }
     /// Bytes of one frame.
     #[getter]
@@ -290,7 +269,7 @@ fn open(py: Python<'_>, name: &str) -> PyResult<Segment> {
 
 /// Creates the segment `name` for frames of `width` × `height` in `format`.
 #[pyfunction]
-#[pyo3(signature = (name, width, height, format="bgr24", slots=8, pattern="work_queue", policy="block", max_consumers=8, mode=0o600))]
+#[pyo3(signature = (name, width, height, format="bgr24", slots=8, pattern="work-queue", policy="block", max_consumers=8, mode=0o600))]
 #[allow(clippy::too_many_arguments)]
 fn create(
     py: Python<'_>,
@@ -304,18 +283,10 @@ fn create(
     max_consumers: u32,
     mode: u32,
 ) -> PyResult<Segment> {
-    let pattern = match pattern {
-        "work_queue" => Pattern::WorkQueue,
-        "broadcast" => Pattern::Broadcast,
-        p => return Err(PyValueError::new_err(format!("unknown pattern {p:?}: use work_queue or broadcast"))),
-    };
-    let policy = match policy {
-        "block" => OverflowPolicy::Block,
-        "drop_oldest" => OverflowPolicy::DropOldest,
-        "drop_newest" => OverflowPolicy::DropNewest,
-        p => return Err(PyValueError::new_err(format!("unknown policy {p:?}: use block, drop_oldest or drop_newest"))),
-    };
-    let spec = SegmentSpec::new(FrameGeometry::new(width, height, parse_format(format)?), slots)
+    let pattern: Pattern = parse("pattern", pattern)?;
+    let policy: OverflowPolicy = parse("policy", policy)?;
+    let format: PixelFormat = parse("format", format)?;
+    let spec = SegmentSpec::new(FrameGeometry::new(width, height, format), slots)
         .with_pattern(pattern)
         .with_policy(policy)
         .with_max_consumers(max_consumers);
@@ -513,14 +484,10 @@ impl Consumer {
             c.held()
         })
     }
-    /// "worker", "subscriber" or "latest".
+    /// One of `CONSUMER_KINDS`: "worker", "subscriber" or "latest".
     #[getter]
     fn kind(&self) -> &'static str {
-        match self.kind {
-            ConsumerKind::Worker => "worker",
-            ConsumerKind::Subscriber => "subscriber",
-            ConsumerKind::Latest => "latest",
-        }
+        self.kind.name()
     }
     /// Releases every held frame and leaves the consumer table; a claim waiting in another
     /// thread raises `Released`. Idempotent.
@@ -664,7 +631,7 @@ impl Frame {
     /// Pixel format of this frame.
     #[getter]
     fn format(&self) -> &'static str {
-        format_name(self.geometry.format)
+        self.geometry.format.name()
     }
     /// Application flags.
     #[getter]
@@ -697,7 +664,7 @@ impl Frame {
             self.held.seq,
             self.geometry.width,
             self.geometry.height,
-            format_name(self.geometry.format),
+            self.geometry.format.name(),
             if self.released() { " released" } else { "" }
         )
     }
@@ -963,6 +930,10 @@ fn _framebus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("LAYOUT_VERSION", framebus_core::layout::LAYOUT_VERSION)?;
+    m.add("PIXEL_FORMATS", names::<PixelFormat>())?;
+    m.add("PATTERNS", names::<Pattern>())?;
+    m.add("POLICIES", names::<OverflowPolicy>())?;
+    m.add("CONSUMER_KINDS", names::<ConsumerKind>())?;
     m.add_function(wrap_pyfunction!(open, m)?)?;
     m.add_function(wrap_pyfunction!(create, m)?)?;
     m.add_function(wrap_pyfunction!(remove, m)?)?;

@@ -212,9 +212,9 @@ def test_errors_say_what_happened():
         framebus.open("py-no-such-segment")
     with pytest.raises(ValueError, match="A-Za-z0-9"):
         framebus.open("bad/name")
-    with pytest.raises(ValueError, match="unknown format"):
+    with pytest.raises(ValueError, match="unknown pixel format: use raw, bgr24, rgb24, gray8, nv12 or i420"):
         framebus.create(unique("bad"), 4, 4, format="yuyv")
-    with pytest.raises(ValueError, match="unknown policy"):
+    with pytest.raises(ValueError, match="unknown overflow policy: use block, drop-oldest or drop-newest"):
         framebus.create(unique("bad"), 4, 4, policy="sometimes")
     name = unique("garbage")
     path = Path("/dev/shm") / f"framebus.{name}"
@@ -246,6 +246,23 @@ def test_errors_say_what_happened():
     worker.close()
     with pytest.raises(framebus.Released, match="closed"):
         worker.claim(timeout=0)
+
+
+def test_names_are_the_cores_vocabulary_and_the_stubs_agree():
+    import typing
+
+    stubs = (ROOT / "bindings/python/python/framebus/_framebus.pyi").read_text()
+    namespace: dict = {}
+    literals = "\n".join(line for line in stubs.splitlines() if "= Literal[" in line)
+    exec("from typing import Literal\n" + literals, namespace)
+    assert list(typing.get_args(namespace["Format"])) == framebus.PIXEL_FORMATS
+    assert list(typing.get_args(namespace["PatternName"])) == framebus.PATTERNS
+    assert list(typing.get_args(namespace["PolicyName"])) == framebus.POLICIES
+    assert list(typing.get_args(namespace["KindName"])) == framebus.CONSUMER_KINDS
+    # Names out are canonical; names in may use `_` for `-` (the spelling before step 9).
+    seg = framebus.create(unique("vocab"), 4, 4, format="gray", pattern="work_queue", policy="drop_oldest")
+    assert (seg.format, seg.pattern, seg.policy) == ("gray8", "work-queue", "drop-oldest")
+    assert seg.worker().kind == "worker"
 
 
 def test_drop_policies_return_none_and_count():

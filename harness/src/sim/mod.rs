@@ -10,17 +10,22 @@
 //!     └──────────────── NAME.ev: Published / Dropped / End events ─────────────────┘
 //! ```
 
+//! The modules, each depending only on those listed before it (no edge back up):
+//!
+//! - [`wire`] (the records), [`profile`] (runtime profiles, one table), [`accel`] (the SNPE
+//!   runtime), [`channel`] (how roles send records to each other);
+//! - [`roles`]: the producer, the workers, the collector — each its own contract (`Args`,
+//!   report, `run`);
+//! - [`run`]: `framebus simulate` — plan, supervise, report, plot.
+
 pub mod accel;
-pub mod collector;
-pub mod plot;
-pub mod producer;
+pub mod channel;
 pub mod profile;
+pub mod roles;
 pub mod run;
 pub mod wire;
-pub mod worker;
 
-/// Errors of the roles: a message for the user, already saying what to do.
-pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+pub use crate::Res;
 
 /// Opens the frames segment a role is given: a name, or `unix:PATH` — a socket where the
 /// orchestrator hands out the descriptor of an anonymous (memfd, dma-buf) segment.

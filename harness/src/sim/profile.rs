@@ -24,64 +24,147 @@ pub struct Profile {
     pub max_instances: Option<u32>,
 }
 
-/// The named profiles, with what each reproduces.
-pub const NAMED: [(&str, &str); 5] = [
-    ("dsp", "Hexagon DSP: 88 ms alone, ~240 ms each when 6 run at once (they contend)"),
-    ("aip", "AIP: 95 ms alone, 80-120 ms each with 6 at once (they do not contend)"),
-    ("gpu", "Adreno GPU: 45 ms alone, shared moderately between instances"),
-    ("cpu", "the board's CPU: 400 ms alone, instances share the cores"),
-    ("slow", "the first board setup: 220 ms per call, one instance only"),
+/// One named profile: a row of [`PROFILES`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ProfileDef {
+    /// Name on the command line.
+    pub name: &'static str,
+    /// What it reproduces (the `--help` line).
+    pub about: &'static str,
+    /// The SNPE runtime it runs on.
+    pub runtime: Runtime,
+    /// Milliseconds per call alone.
+    pub base_ms: f64,
+    /// Uniform jitter (±), ms.
+    pub jitter_ms: f64,
+    /// Slow-down per extra concurrent instance.
+    pub contention: f64,
+    /// Most instances the runtime supports.
+    pub max_instances: Option<u32>,
+}
+
+/// The named profiles: parsing, `--help` and the tests all read this table, so a new profile is
+/// one row.
+pub const PROFILES: [ProfileDef; 5] = [
+    // dsp: 88 × (1 + c × 5) = 240  ⇒  c = (240 / 88 − 1) / 5 ≈ 0.345.
+    ProfileDef {
+        name: "dsp",
+        about: "Hexagon DSP: 88 ms alone, ~240 ms each when 6 run at once (they contend)",
+        runtime: Runtime::Dsp,
+        base_ms: 88.0,
+        jitter_ms: 4.0,
+        contention: (240.0 / 88.0 - 1.0) / 5.0,
+        max_instances: None,
+    },
+    ProfileDef {
+        name: "aip",
+        about: "AIP: 95 ms alone, 80-120 ms each with 6 at once (they do not contend)",
+        runtime: Runtime::Aip,
+        base_ms: 95.0,
+        jitter_ms: 15.0,
+        contention: 0.0,
+        max_instances: None,
+    },
+    ProfileDef {
+        name: "gpu",
+        about: "Adreno GPU: 45 ms alone, shared moderately between instances",
+        runtime: Runtime::Gpu,
+        base_ms: 45.0,
+        jitter_ms: 5.0,
+        contention: 0.6,
+        max_instances: None,
+    },
+    ProfileDef {
+        name: "cpu",
+        about: "the board's CPU: 400 ms alone, instances share the cores",
+        runtime: Runtime::Cpu,
+        base_ms: 400.0,
+        jitter_ms: 20.0,
+        contention: 1.0,
+        max_instances: None,
+    },
+    ProfileDef {
+        name: "slow",
+        about: "the first board setup: 220 ms per call, one instance only",
+        runtime: Runtime::Dsp,
+        base_ms: 220.0,
+        jitter_ms: 5.0,
+        contention: 0.0,
+        max_instances: Some(1),
+    },
 ];
 
+/// The form of a profile of your own.
+pub const CUSTOM: &str = "custom:BASE_MS,JITTER_MS,CONTENTION";
+
 impl Profile {
-    /// Parses a profile name: one of [`NAMED`], or `custom:BASE_MS,JITTER_MS,CONTENTION`.
+    /// Parses a profile name: one of [`PROFILES`], or `custom:BASE_MS,JITTER_MS,CONTENTION`.
     ///
     /// # Errors
     /// A message listing the accepted forms.
     pub fn parse(s: &str) -> Result<Profile, String> {
-        let p = |runtime, base_ms, jitter_ms, contention, max_instances| Profile {
-            name: s.to_string(),
-            runtime,
-            base_ms,
-            jitter_ms,
-            contention,
-            max_instances,
-        };
-        // dsp: 88 × (1 + c × 5) = 240  ⇒  c = (240 / 88 − 1) / 5 ≈ 0.345.
-        Ok(match s {
-            "dsp" => p(Runtime::Dsp, 88.0, 4.0, (240.0 / 88.0 - 1.0) / 5.0, None),
-            "aip" => p(Runtime::Aip, 95.0, 15.0, 0.0, None),
-            "gpu" => p(Runtime::Gpu, 45.0, 5.0, 0.6, None),
-            "cpu" => p(Runtime::Cpu, 400.0, 20.0, 1.0, None),
-            "slow" => p(Runtime::Dsp, 220.0, 5.0, 0.0, Some(1)),
-            _ => {
-                let custom = s.strip_prefix("custom:").ok_or_else(|| Self::usage(s))?;
-                let v: Vec<f64> = custom
-                    .split(',')
-                    .map(|x| x.trim().parse::<f64>())
-                    .collect::<Result<_, _>>()
-                    .map_err(|_| Self::usage(s))?;
-                match v[..] {
-                    [b, j, c]
-                        if b.is_finite()
-                            && c.is_finite()
-                            && b > 0.0
-                            && b <= 3_600_000.0
-                            && (0.0..=b).contains(&j)
-                            && (0.0..=1000.0).contains(&c) =>
-                    {
-                        p(Runtime::Cpu, b, j, c, None)
-                    }
-                    _ => return Err(Self::usage(s)),
-                }
+        if let Some(d) = PROFILES.iter().find(|d| d.name == s) {
+            return Ok(Profile {
+                name: s.to_string(),
+                runtime: d.runtime,
+                base_ms: d.base_ms,
+                jitter_ms: d.jitter_ms,
+                contention: d.contention,
+                max_instances: d.max_instances,
+            });
+        }
+        let custom = s.strip_prefix("custom:").ok_or_else(|| Self::usage(s))?;
+        let v: Vec<f64> =
+            custom.split(',').map(|x| x.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|_| Self::usage(s))?;
+        match v[..] {
+            [b, j, c]
+                if b.is_finite()
+                    && c.is_finite()
+                    && b > 0.0
+                    && b <= 3_600_000.0
+                    && (0.0..=b).contains(&j)
+                    && (0.0..=1000.0).contains(&c) =>
+            {
+                Ok(Profile {
+                    name: s.to_string(),
+                    runtime: Runtime::Cpu,
+                    base_ms: b,
+                    jitter_ms: j,
+                    contention: c,
+                    max_instances: None,
+                })
             }
-        })
+            _ => Err(Self::usage(s)),
+        }
+    }
+
+    /// The list of profiles for `--help`, one per line, built from [`PROFILES`].
+    pub fn help() -> String {
+        let mut s = String::new();
+        for d in &PROFILES {
+            s += &format!("  {:<6} {}\n", d.name, d.about);
+        }
+        s + &format!("  {CUSTOM}  your own (e.g. custom:50,5,0.2)\n")
+    }
+
+    /// The names, comma-separated, then the custom form (for one-line help and errors).
+    pub fn names() -> String {
+        let names: Vec<&str> = PROFILES.iter().map(|d| d.name).collect();
+        format!("{}, or {CUSTOM}", names.join(", "))
+    }
+
+    /// Serializes a profile as its name (for a role's `to_argv`).
+    ///
+    /// # Errors
+    /// Never, beyond the serializer's own.
+    pub fn ser_name<S: serde::Serializer>(p: &Profile, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&p.name)
     }
 
     fn usage(s: &str) -> String {
-        let names: Vec<&str> = NAMED.iter().map(|(n, _)| *n).collect();
+        let names: Vec<&str> = PROFILES.iter().map(|d| d.name).collect();
         format!(
-            "unknown profile '{s}': use one of {} or custom:BASE_MS,JITTER_MS,CONTENTION (e.g. custom:50,5,0.2; jitter ≤ base)",
+            "unknown profile '{s}': use one of {} or {CUSTOM} (e.g. custom:50,5,0.2; jitter ≤ base)",
             names.join(", ")
         )
     }
@@ -136,8 +219,9 @@ mod tests {
         let six = aip.call_ms(6);
         assert!((80.0..=120.0).contains(&(six - aip.jitter_ms)) && (80.0..=120.0).contains(&(six + aip.jitter_ms)));
         assert_eq!(Profile::parse("slow").unwrap().max_instances, Some(1));
-        for (n, _) in NAMED {
-            assert!(Profile::parse(n).is_ok(), "{n}");
+        for d in PROFILES {
+            assert!(Profile::parse(d.name).is_ok_and(|p| p.runtime == d.runtime), "{}", d.name);
+            assert!(Profile::help().contains(d.about), "--help lists {}", d.name);
         }
     }
 

@@ -132,3 +132,18 @@ impl Y4mSource {
         Ok(true)
     }
 }
+
+impl super::FrameSource for Y4mSource {
+    fn info(&self) -> VideoInfo {
+        Y4mSource::info(self)
+    }
+    fn codec(&self) -> &'static str {
+        "Y4M"
+    }
+    fn rewind(&mut self) -> Result<(), VideoError> {
+        Y4mSource::rewind(self)
+    }
+    fn next_frame(&mut self, out: &mut [u8], format: PixelFormat) -> Result<bool, VideoError> {
+        Y4mSource::next_frame(self, out, format)
+    }
+}

@@ -18,7 +18,7 @@ Worker::
 
 Producer::
 
-    seg = framebus.create("cam0", 1280, 720, format="bgr24", slots=8, policy="drop_oldest")
+    seg = framebus.create("cam0", 1280, 720, format="bgr24", slots=8, policy="drop-oldest")
     producer = seg.producer()
     with producer.begin() as slot:         # None under drop policies when the frame is dropped
         cv2.resize(src, (1280, 720), dst=slot.array)   # decode or draw straight into the slot
@@ -30,7 +30,11 @@ array sees whatever the producer writes next. Copy (``arr.copy()``) what you kee
 """
 
 from ._framebus import (
+    CONSUMER_KINDS,
     LAYOUT_VERSION,
+    PATTERNS,
+    PIXEL_FORMATS,
+    POLICIES,
     AlreadyExists,
     BadSegment,
     Busy,
@@ -54,7 +58,11 @@ from ._framebus import (
 )
 
 __all__ = [
+    "CONSUMER_KINDS",
     "LAYOUT_VERSION",
+    "PATTERNS",
+    "PIXEL_FORMATS",
+    "POLICIES",
     "AlreadyExists",
     "BadSegment",
     "Busy",

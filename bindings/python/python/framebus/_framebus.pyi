@@ -9,9 +9,18 @@ import numpy.typing as npt
 __version__: str
 LAYOUT_VERSION: int
 
-Format = Literal["bgr24", "rgb24", "gray8", "nv12", "i420", "raw"]
-PatternName = Literal["work_queue", "broadcast"]
-PolicyName = Literal["block", "drop_oldest", "drop_newest"]
+# The core's vocabulary (framebus_core::vocab); a test checks these against PIXEL_FORMATS,
+# PATTERNS, POLICIES and CONSUMER_KINDS. Arguments also take `_` for `-` (for example
+# "drop_oldest") and the aliases "bgr", "rgb", "gray".
+Format = Literal["raw", "bgr24", "rgb24", "gray8", "nv12", "i420"]
+PatternName = Literal["work-queue", "broadcast"]
+PolicyName = Literal["block", "drop-oldest", "drop-newest"]
+KindName = Literal["worker", "subscriber", "latest"]
+
+PIXEL_FORMATS: list[str]
+PATTERNS: list[str]
+POLICIES: list[str]
+CONSUMER_KINDS: list[str]
 
 class Error(Exception):
     """Base class of every framebus error."""
@@ -57,7 +66,7 @@ def create(
     height: int,
     format: Format = "bgr24",
     slots: int = 8,
-    pattern: PatternName = "work_queue",
+    pattern: PatternName = "work-queue",
     policy: PolicyName = "block",
     max_consumers: int = 8,
     mode: int = 0o600,
@@ -120,7 +129,7 @@ class Consumer:
     @property
     def held(self) -> int: ...
     @property
-    def kind(self) -> Literal["worker", "subscriber", "latest"]: ...
+    def kind(self) -> KindName: ...
     def close(self) -> None: ...
     def __enter__(self) -> Consumer: ...
     def __exit__(

@@ -1,8 +1,13 @@
 //! `framebus inspect NAME`: everything a segment says about itself.
+
 use framebus_core::segment::{EntryStatus, SlotKind};
 use framebus_platform::core as framebus_core;
 use framebus_platform::{is_alive, SharedSegment};
 
+/// Prints the header, counters, slots and consumer table of segment `name`.
+///
+/// # Errors
+/// The segment cannot be opened (the message says how to find it).
 pub fn run(name: &str) -> Result<(), framebus_platform::Error> {
     let shared = SharedSegment::open(name)?;
     let seg = shared.segment();

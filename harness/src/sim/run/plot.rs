@@ -4,8 +4,8 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::run::SimReport;
-use super::Res;
+use super::report::SimReport;
+use crate::sim::Res;
 
 /// Writes the plot of `r`'s timeline to `path`.
 ///

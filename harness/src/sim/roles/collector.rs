@@ -6,32 +6,39 @@
 //! waiting), and only a frame lost after publishing (a dead worker) waits out the deadline.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use framebus_platform::core::reorder::{Rejected, Released, ReorderWindow, SkipReason};
-use framebus_platform::core::{Consumer, ConsumerKind};
-use framebus_platform::wait::WaitError;
-use framebus_platform::{is_alive, now_ns, wait, SharedSegment};
+use framebus_platform::now_ns;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use super::wire::{DropCause, Event, Outcome, OUT_SKIPPED, RECORD_BYTES};
-use super::{peak_rss_bytes, Res};
+use crate::sim::channel::{Channel, RecordRx, RecordTx, Tag};
+use crate::sim::wire::{DropCause, Event, Outcome, OUT_SKIPPED, RECORD_BYTES};
+use crate::sim::{peak_rss_bytes, Res};
 
 /// Results the reorder window can hold while an earlier one is missing.
 pub const WINDOW: usize = 1024;
 
-/// What the collector is asked to do.
-#[derive(Clone, Debug)]
-pub struct CollectorArgs {
-    /// events segment (from the producer)
+/// Role: restore frame order, check and measure (started by `simulate`).
+#[derive(Clone, Debug, PartialEq, clap::Args, Serialize)]
+pub struct Args {
+    /// Events channel from the producer.
+    #[arg(long)]
     pub events: String,
-    /// results segments, one per worker
+    /// Results channels, comma-separated, one per worker.
+    #[arg(long, value_delimiter = ',')]
     pub results: Vec<String>,
-    /// how long a later result waits for a missing one before it is given up, ms
+    /// How long a later result waits for a missing one before it is given up, ms.
+    #[arg(long, default_value_t = 5000)]
     pub deadline_ms: u64,
-    /// broadcast segment to publish the ordered results into (created by the orchestrator)
+    /// Publish the ordered results into this (existing, broadcast) channel.
+    #[arg(long)]
     pub out: Option<String>,
+    /// Write the report (JSON) here instead of stdout.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
 }
 
 /// Percentiles in milliseconds.
@@ -341,42 +348,15 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
 }
 
-/// Claims one record from `c` without waiting; `None` when there is none.
-fn take(c: &mut Consumer<'_>) -> Res<Option<[u8; RECORD_BYTES as usize]>> {
-    match wait::claim_spinning(c, Duration::ZERO, 0) {
-        Ok(f) => {
-            let mut b = [0u8; RECORD_BYTES as usize];
-            c.read(&f, 0, &mut b)?;
-            wait::release(c, f)?;
-            Ok(Some(b))
-        }
-        Err(WaitError::TimedOut) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Publishes the frames released in order into the output segment (broadcast, drop-oldest:
+/// Publishes the frames released in order into the output channel (broadcast, drop-oldest:
 /// a slow viewer loses records, never stalls the pipeline).
-fn publish_out(p: &mut framebus_platform::core::Producer<'_>, outbox: &mut Vec<(Outcome, u64, bool)>) -> Res<()> {
-    let seg = *p.segment();
+fn publish_out(tx: &mut RecordTx<'_>, outbox: &mut Vec<(Outcome, u64, bool)>) -> Res<()> {
     for (o, capture_ns, skipped) in outbox.drain(..) {
-        let mut slot = match p.begin() {
-            Ok(s) => s,
-            // Every slot held by viewers: this record is dropped (counted in the segment).
-            Err(framebus_platform::core::BeginError::DroppedNewest { .. }) => continue,
-            Err(e) => return Err(format!("ordered output: {e}").into()),
-        };
         let mut b = [0u8; RECORD_BYTES as usize];
         o.encode(&mut b);
-        slot.write(0, &b);
         let flags = if skipped { OUT_SKIPPED } else { 0 };
-        let meta = framebus_platform::core::segment::FrameMeta {
-            capture_ns,
-            flags,
-            payload_len: u64::from(RECORD_BYTES),
-            ..Default::default()
-        };
-        wait::publish(slot, meta, &seg);
+        // Under DropOldest a record held by every viewer is dropped (counted in the segment).
+        tx.send(&b, Tag { capture_ns, flags }, Duration::ZERO).map_err(|e| format!("ordered output: {e}"))?;
     }
     Ok(())
 }
@@ -385,11 +365,11 @@ fn publish_out(p: &mut framebus_platform::core::Producer<'_>, outbox: &mut Vec<(
 ///
 /// # Errors
 /// Segment failures; a producer or all workers gone for good before the end.
-pub fn run(a: &CollectorArgs) -> Res<CollectorReport> {
-    let events_seg = SharedSegment::open(&a.events)?;
-    let result_segs = a.results.iter().map(|n| SharedSegment::open(n)).collect::<Result<Vec<_>, _>>()?;
-    let mut events = events_seg.register(ConsumerKind::Worker)?;
-    let mut results = result_segs.iter().map(|s| s.register(ConsumerKind::Worker)).collect::<Result<Vec<_>, _>>()?;
+pub fn run(a: &Args) -> Res<CollectorReport> {
+    let events_ch = Channel::open(&a.events)?;
+    let result_chs = a.results.iter().map(|n| Channel::open(n)).collect::<Res<Vec<_>>>()?;
+    let mut events = events_ch.receiver()?;
+    let mut results = result_chs.iter().map(Channel::receiver).collect::<Res<Vec<RecordRx<'_>>>>()?;
     let deadline_ns = a.deadline_ms.saturating_mul(1_000_000);
     let mut st = State {
         window: ReorderWindow::new(0, deadline_ns),
@@ -411,31 +391,24 @@ pub fn run(a: &CollectorArgs) -> Res<CollectorReport> {
         service: histogram(),
         outbox: a.out.as_ref().map(|_| Vec::new()),
     };
-    let out_seg = a.out.as_deref().map(SharedSegment::open).transpose()?;
-    let mut out_producer = out_seg.as_ref().map(|s| s.attach_producer()).transpose()?;
-    // A sender is gone once it has attached (the epoch counts attaches) and is no longer
-    // attached or alive; before it first attaches it is only late.
-    let gone = |s: &SharedSegment| {
-        let seg = s.segment();
-        let t = seg.producer_token();
-        seg.stats().epoch > 0 && (t == 0 || !is_alive(t))
-    };
+    let out_ch = a.out.as_deref().map(Channel::open).transpose()?;
+    let mut out_producer = out_ch.as_ref().map(Channel::sender).transpose()?;
     let mut idle_since = Instant::now();
     let mut last_look = false;
-    println!("ready");
+    super::ready();
     loop {
         let mut progressed = false;
         let now = now_ns();
         // Bounded per round, so a flood on one channel cannot starve the others.
         for _ in 0..256 {
-            let Some(b) = take(&mut events)? else { break };
+            let Some(b) = events.take()? else { break };
             progressed = true;
             let e = Event::decode(&b).ok_or("garbled event record from the producer")?;
             st.on_event(e, now);
         }
         for c in &mut results {
             for _ in 0..256 {
-                let Some(b) = take(c)? else { break };
+                let Some(b) = c.take()? else { break };
                 progressed = true;
                 let o = Outcome::decode(&b).ok_or("garbled result record from a worker")?;
                 st.on_result(o, now);
@@ -458,7 +431,10 @@ pub fn run(a: &CollectorArgs) -> Res<CollectorReport> {
         }
         // Nothing arrived: the producer and every worker gone means nothing more will — after
         // one more look, for what they published just before leaving.
-        if gone(&events_seg) && result_segs.iter().all(gone) && idle_since.elapsed() > Duration::from_millis(200) {
+        if events_ch.sender_gone()
+            && result_chs.iter().all(Channel::sender_gone)
+            && idle_since.elapsed() > Duration::from_millis(200)
+        {
             if !last_look {
                 last_look = true;
                 continue;
@@ -492,4 +468,23 @@ pub fn run(a: &CollectorArgs) -> Res<CollectorReport> {
     }
     r.peak_rss_bytes = peak_rss_bytes();
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_orchestrators_command_line_parses_back_to_the_same_args() {
+        let mut a = Args {
+            events: "sim1.ev".into(),
+            results: vec!["sim1.r0".into(), "sim1.r1".into(), "sim1.r2".into()],
+            deadline_ms: 1234,
+            out: Some("sim1.out".into()),
+            report: Some("/tmp/collector.json".into()),
+        };
+        super::super::round_trip(&a);
+        a = Args { results: vec!["one".into()], deadline_ms: 5000, out: None, report: None, ..a };
+        super::super::round_trip(&a);
+    }
 }

@@ -6,71 +6,69 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use framebus_platform::core::segment::{BeginError, FrameMeta, WriteSlot};
-use framebus_platform::core::{FrameGeometry, OverflowPolicy, Pattern, PixelFormat, Producer, Segment, SegmentSpec};
+use framebus_platform::core::{FrameGeometry, OverflowPolicy, Pattern, PixelFormat, SegmentSpec};
 use framebus_platform::{now_ns, wait, Access, CreateOptions, SharedSegment};
 use serde::{Deserialize, Serialize};
 
-use super::wire::{checksum, DropCause, Event, RECORD_BYTES};
-use super::{peak_rss_bytes, Res};
-use crate::video::Source;
+use crate::sim::channel::{Channel, RecordTx, Tag};
+use crate::sim::wire::{checksum, DropCause, Event, RECORD_BYTES};
+use crate::sim::{open_segment, peak_rss_bytes, Res};
+use crate::video;
+use crate::vocab;
 
-/// What the producer is asked to do.
-#[derive(Clone, Debug)]
-pub struct ProducerArgs {
-    /// frames segment
+/// Decode a video into a segment's slots at its frame rate: the producer `simulate` starts, and
+/// a camera stand-in on its own (`--create`) for your own consumers, e.g. Python:
+/// `framebus producer --video clip.mp4 --segment cam0 --create` then `framebus.open("cam0")`.
+#[derive(Clone, Debug, PartialEq, clap::Args, Serialize)]
+pub struct Args {
+    /// Frames segment (opened; with --create, created for the video's size and removed at exit).
+    #[arg(long)]
     pub segment: String,
-    /// events segment (to the collector); None: a producer on its own, telling nobody
+    /// Create the segment instead of opening an existing one.
+    #[arg(long)]
+    pub create: bool,
+    /// With --create: pixel format of the slots [default: bgr24].
+    #[arg(long, value_parser = vocab::parser::<PixelFormat>(), requires = "create")]
+    #[serde(serialize_with = "vocab::ser_opt")]
+    pub format: Option<PixelFormat>,
+    /// With --create: number of slots [default: 8].
+    #[arg(long, requires = "create")]
+    pub slots: Option<u32>,
+    /// With --create: overflow policy [default: drop-oldest].
+    #[arg(long, value_parser = vocab::parser::<OverflowPolicy>(), requires = "create")]
+    #[serde(serialize_with = "vocab::ser_opt")]
+    pub policy: Option<OverflowPolicy>,
+    /// With --create: broadcast to subscribers instead of a work queue for workers.
+    #[arg(long, requires = "create")]
+    pub broadcast: bool,
+    /// Events channel to the collector (only under `simulate`).
+    #[arg(long)]
     pub events: Option<String>,
-    /// create the frames segment for the video (instead of opening it): None opens
-    pub create: Option<CreateArgs>,
-    /// video file
+    /// Video file (MP4/H.264 or Y4M).
+    #[arg(long)]
     pub video: PathBuf,
-    /// frames per second (None: the file's)
+    /// Frames per second [default: the file's].
+    #[arg(long)]
     pub fps: Option<f64>,
-    /// frames to produce (the clip loops); None: until Ctrl-C
+    /// Frames to produce (the clip loops) [default: until Ctrl-C].
+    #[arg(long)]
     pub frames: Option<u64>,
-    /// do not pace: produce as fast as decoding allows
+    /// Do not pace: produce as fast as decoding allows.
+    #[arg(long)]
     pub max_speed: bool,
+    /// Write the report (JSON) here instead of stdout.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
 }
 
-/// How a producer on its own creates its segment (`framebus producer --create`).
-#[derive(Clone, Copy, Debug)]
-pub struct CreateArgs {
-    /// pixel format of the slots
-    pub format: PixelFormat,
-    /// slot count
-    pub slots: u32,
-    /// overflow policy
-    pub policy: OverflowPolicy,
-    /// delivery pattern
-    pub pattern: Pattern,
-}
-
-/// Parses `framebus producer`'s creation flags (None without `--create`).
-///
-/// # Errors
-/// An unknown format, with the accepted values.
-pub fn create_args(
-    create: bool,
-    format: &str,
-    slots: u32,
-    policy: super::run::PolicyArg,
-    broadcast: bool,
-) -> Res<Option<CreateArgs>> {
-    if !create {
-        return Ok(None);
+impl Args {
+    /// The spec of the segment `--create` makes for frames of `width` × `height`.
+    fn create_spec(&self, width: u32, height: u32) -> SegmentSpec {
+        let format = self.format.unwrap_or(PixelFormat::Bgr24);
+        SegmentSpec::new(FrameGeometry::new(width, height, format), self.slots.unwrap_or(8))
+            .with_policy(self.policy.unwrap_or(OverflowPolicy::DropOldest))
+            .with_pattern(if self.broadcast { Pattern::Broadcast } else { Pattern::WorkQueue })
     }
-    let format = match format {
-        "bgr24" => PixelFormat::Bgr24,
-        "rgb24" => PixelFormat::Rgb24,
-        "gray8" => PixelFormat::Gray8,
-        "nv12" => PixelFormat::Nv12,
-        "i420" => PixelFormat::I420,
-        f => return Err(format!("unknown --format {f:?}: use bgr24, rgb24, gray8, nv12 or i420").into()),
-    };
-    let policy = policy.into();
-    let pattern = if broadcast { Pattern::Broadcast } else { Pattern::WorkQueue };
-    Ok(Some(CreateArgs { format, slots, policy, pattern }))
 }
 
 /// What the producer reports at exit.
@@ -101,28 +99,20 @@ pub struct ProducerReport {
     pub peak_rss_bytes: u64,
 }
 
-fn send(events: &mut Option<(Producer<'_>, Segment<'_>)>, e: Event) -> Res<()> {
-    let Some((events, seg)) = events.as_mut() else { return Ok(()) };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !events.has_space() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err("the collector stopped reading events for 10 s (is it alive?)".into());
-        }
-        wait::wait_for_space(events, left)
-            .map_err(|_| "the collector stopped reading events for 10 s (is it alive?)".to_string())?;
-    }
-    // Only this process produces events, so the free slot seen above is still free.
-    let mut slot = events.begin().map_err(|e| format!("events segment: {e}"))?;
+/// How long the producer waits for the collector to take an event before it gives up.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Tells the collector `e` (when there is one).
+fn send(events: &mut Option<RecordTx<'_>>, e: Event) -> Res<()> {
+    let Some(tx) = events.as_mut() else { return Ok(()) };
     let mut b = [0u8; RECORD_BYTES as usize];
     e.encode(&mut b);
-    slot.write(0, &b);
-    wait::publish(slot, FrameMeta { payload_len: u64::from(RECORD_BYTES), ..FrameMeta::default() }, &*seg);
+    tx.send(&b, Tag::default(), PATIENCE)?;
     Ok(())
 }
 
 /// Decodes the next video frame into `out`, looping the clip at its end.
-fn decode(src: &mut Source, out: &mut [u8], fmt: framebus_platform::core::PixelFormat) -> Res<()> {
+fn decode(src: &mut video::Source, out: &mut [u8], fmt: PixelFormat) -> Res<()> {
     if !src.next_frame(out, fmt)? {
         src.rewind()?;
         if !src.next_frame(out, fmt)? {
@@ -136,25 +126,18 @@ fn decode(src: &mut Source, out: &mut [u8], fmt: framebus_platform::core::PixelF
 ///
 /// # Errors
 /// Segment, video and event-channel failures, each with what to do.
-pub fn run(a: &ProducerArgs) -> Res<ProducerReport> {
-    let mut src = Source::open(&a.video)?;
+pub fn run(a: &Args) -> Res<ProducerReport> {
+    let mut src = video::open(&a.video)?;
     let info = src.info();
-    let frames_seg = match a.create {
-        None => super::open_segment(&a.segment)?,
-        Some(c) => {
-            let spec = SegmentSpec::new(FrameGeometry::new(info.width, info.height, c.format), c.slots)
-                .with_policy(c.policy)
-                .with_pattern(c.pattern);
-            SharedSegment::create(&a.segment, &spec, CreateOptions::default())?
-        }
+    let frames_seg = if a.create {
+        SharedSegment::create(&a.segment, &a.create_spec(info.width, info.height), CreateOptions::default())?
+    } else {
+        open_segment(&a.segment)?
     };
-    let events_seg = a.events.as_deref().map(SharedSegment::open).transpose()?;
+    let events = a.events.as_deref().map(Channel::open).transpose()?;
     let seg = frames_seg.segment();
     let mut p = frames_seg.attach_producer()?;
-    let mut ev = match &events_seg {
-        Some(s) => Some((s.attach_producer()?, s.segment())),
-        None => None,
-    };
+    let mut ev = events.as_ref().map(Channel::sender).transpose()?;
     let spec = seg.layout().spec;
     let g = spec.geometry;
     if (g.width, g.height) != (info.width, info.height) {
@@ -172,7 +155,7 @@ pub fn run(a: &ProducerArgs) -> Res<ProducerReport> {
     // On its own (no orchestrator), Ctrl-C ends the loop so that the segment it created is
     // removed on the way out.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    if a.create.is_some() {
+    if a.create {
         let s = stop.clone();
         let _ = ctrlc::set_handler(move || s.store(true, std::sync::atomic::Ordering::SeqCst));
     }
@@ -182,9 +165,7 @@ pub fn run(a: &ProducerArgs) -> Res<ProducerReport> {
     let mut scratch = Vec::new();
     let mut r = ProducerReport { fps, ..ProducerReport::default() };
     let (mut decode_total, start, start_ns) = (Duration::ZERO, Instant::now(), now_ns());
-    println!("ready");
-    use std::io::Write as _;
-    let _ = std::io::stdout().flush();
+    super::ready();
     for i in 0..a.frames.unwrap_or(u64::MAX) {
         if stop.load(std::sync::atomic::Ordering::SeqCst) {
             break;
@@ -274,4 +255,42 @@ pub fn run(a: &ProducerArgs) -> Res<ProducerReport> {
     r.wall_s = start.elapsed().as_secs_f64();
     r.peak_rss_bytes = peak_rss_bytes();
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_orchestrators_command_line_parses_back_to_the_same_args() {
+        let mut a = Args {
+            segment: "unix:/tmp/x.sock".into(),
+            create: false,
+            format: None,
+            slots: None,
+            policy: None,
+            broadcast: false,
+            events: Some("sim1.ev".into()),
+            video: "/media/clip.mp4".into(),
+            fps: Some(29.97),
+            frames: Some(600),
+            max_speed: true,
+            report: Some("/tmp/producer.json".into()),
+        };
+        super::super::round_trip(&a);
+        a = Args {
+            create: true,
+            format: Some(PixelFormat::Nv12),
+            slots: Some(5),
+            policy: Some(OverflowPolicy::DropNewest),
+            broadcast: true,
+            events: None,
+            fps: None,
+            frames: None,
+            max_speed: false,
+            report: None,
+            ..a
+        };
+        super::super::round_trip(&a);
+    }
 }

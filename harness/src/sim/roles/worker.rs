@@ -5,35 +5,46 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use framebus_platform::core::segment::FrameMeta;
 use framebus_platform::core::{ConsumerKind, PixelFormat};
 use framebus_platform::wait::WaitError;
 use framebus_platform::{is_alive, now_ns, wait, Access, SharedSegment};
 use serde::{Deserialize, Serialize};
 
-use super::accel::Accelerator;
-use super::profile::Profile;
-use super::wire::{Outcome, RECORD_BYTES};
-use super::{peak_rss_bytes, Res};
+use crate::sim::accel::Accelerator;
+use crate::sim::channel::{Channel, Tag};
+use crate::sim::profile::Profile;
+use crate::sim::wire::{Outcome, RECORD_BYTES};
+use crate::sim::{open_segment, peak_rss_bytes, Res};
 
-/// What the worker is asked to do.
-#[derive(Clone, Debug)]
-pub struct WorkerArgs {
-    /// frames segment
+/// Role: claim frames and run the accelerator on each slot in place (started by `simulate`).
+#[derive(Clone, Debug, PartialEq, clap::Args, Serialize)]
+pub struct Args {
+    /// Frames segment (a name, or `unix:PATH` to receive its descriptor).
+    #[arg(long)]
     pub segment: String,
-    /// this worker's results segment (to the collector)
+    /// This worker's results channel (to the collector).
+    #[arg(long)]
     pub results: String,
-    /// worker number (0-based)
+    /// Worker number (0-based).
+    #[arg(long)]
     pub index: u32,
-    /// the model container the stub runtime opens
+    /// Model container the stub SNPE runtime opens.
+    #[arg(long)]
     pub dlc: PathBuf,
-    /// runtime profile (for the SNPE runtime to ask for)
+    /// Runtime profile (selects the SNPE runtime).
+    #[arg(long, value_parser = Profile::parse)]
+    #[serde(serialize_with = "Profile::ser_name")]
     pub profile: Profile,
-    /// worker-side work around each call (pre/post-processing), % of the call; modelled as time
-    pub overhead_pct: f64,
-    /// register every slot with the runtime by (fd, offset) at start (Linux), as an
-    /// accelerator imports a dma-buf; otherwise only the buffer address moves per frame
-    pub register: bool,
+    /// Worker-side work around each call (pre/post-processing), % of the call; modelled as time.
+    #[arg(long, default_value_t = 0.0)]
+    pub overhead: f64,
+    /// Do not register the slots with the runtime by (fd, offset); only move the buffer address
+    /// per frame (the path for runtimes or platforms without fd import).
+    #[arg(long)]
+    pub no_register: bool,
+    /// Write the report (JSON) here instead of stdout.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
 }
 
 /// What the worker reports at exit.
@@ -83,11 +94,10 @@ fn register_slots(_: &SharedSegment, _: &mut Accelerator) -> Res<()> {
 ///
 /// # Errors
 /// Segment and accelerator failures, each with what to do.
-pub fn run(a: &WorkerArgs) -> Res<WorkerReport> {
-    let frames_seg = super::open_segment(&a.segment)?;
-    let results_seg = SharedSegment::open(&a.results)?;
+pub fn run(a: &Args) -> Res<WorkerReport> {
+    let frames_seg = open_segment(&a.segment)?;
+    let results = Channel::open(&a.results)?;
     let seg = frames_seg.segment();
-    let rseg = results_seg.segment();
     let g = seg.layout().spec.geometry;
     let channels = match g.format {
         PixelFormat::Bgr24 | PixelFormat::Rgb24 => 3,
@@ -95,7 +105,7 @@ pub fn run(a: &WorkerArgs) -> Res<WorkerReport> {
         f => return Err(format!("the stub model takes packed BGR/RGB/GRAY frames, not {f:?}").into()),
     };
     let mut worker = frames_seg.register(ConsumerKind::Worker)?;
-    let mut out = results_seg.attach_producer()?;
+    let mut out = results.sender()?;
     // The network is built over slot 0 and re-pointed at each claimed slot before every run.
     let slot0 = seg.region().base().as_ptr().wrapping_add(seg.layout().slot_offset(0) as usize);
     // SAFETY: slot 0 is inside the mapping, which outlives `accel` (dropped first, below);
@@ -103,13 +113,14 @@ pub fn run(a: &WorkerArgs) -> Res<WorkerReport> {
     let mut accel =
         unsafe { Accelerator::new(&a.dlc, a.profile.runtime, g.height as usize, g.width as usize, channels, slot0) }?;
     let mut r = WorkerReport { index: a.index, ..WorkerReport::default() };
-    if a.register {
+    // Registering by fd needs Linux; elsewhere the address path is the only one.
+    if !a.no_register && cfg!(target_os = "linux") {
         register_slots(&frames_seg, &mut accel)?;
         r.registered = true;
     }
     let start = Instant::now();
     let mut seen_producer = false;
-    println!("ready");
+    super::ready();
     loop {
         let claim_start_ns = now_ns();
         let frame = match wait::claim(&mut worker, Duration::from_millis(100)) {
@@ -140,10 +151,10 @@ pub fn run(a: &WorkerArgs) -> Res<WorkerReport> {
         // A dma-buf backing brackets the runtime's CPU reads with sync ioctls.
         let result = frames_seg.cpu_access(Access::Read, || unsafe { accel.run(ptr) })??;
         let call = t.elapsed();
-        if a.overhead_pct > 0.0 {
+        if a.overhead > 0.0 {
             // The CPU work a real worker does around the call (resize, quantise, decode the
             // outputs), with the slot still held, as on the board.
-            std::thread::sleep(call.mul_f64(a.overhead_pct / 100.0));
+            std::thread::sleep(call.mul_f64(a.overhead / 100.0));
         }
         r.busy_ms += t.elapsed().as_secs_f64() * 1e3;
         let done_ns = now_ns();
@@ -165,21 +176,9 @@ pub fn run(a: &WorkerArgs) -> Res<WorkerReport> {
         };
         wait::release(&mut worker, frame)?;
         r.frames += 1;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !out.has_space() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(format!("worker {}: the collector stopped reading results for 10 s", a.index).into());
-            }
-            wait::wait_for_space(&out, left)
-                .map_err(|_| format!("worker {}: the collector stopped reading results for 10 s", a.index))?;
-        }
-        // Only this process produces on its results segment: the free slot is still free.
-        let mut slot = out.begin().map_err(|e| format!("worker {} results: {e}", a.index))?;
         let mut b = [0u8; RECORD_BYTES as usize];
         outcome.encode(&mut b);
-        slot.write(0, &b);
-        wait::publish(slot, FrameMeta { payload_len: u64::from(RECORD_BYTES), ..FrameMeta::default() }, &rseg);
+        out.send(&b, Tag::default(), Duration::from_secs(10)).map_err(|e| format!("worker {}: {e}", a.index))?;
     }
     if let Some((reg, unreg)) = accel.run_counts() {
         (r.registered_runs, r.unregistered_runs, r.run_counts_known) = (reg, unreg, true);
@@ -188,4 +187,26 @@ pub fn run(a: &WorkerArgs) -> Res<WorkerReport> {
     r.wall_ms = start.elapsed().as_secs_f64() * 1e3;
     r.peak_rss_bytes = peak_rss_bytes();
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_orchestrators_command_line_parses_back_to_the_same_args() {
+        let mut a = Args {
+            segment: "sim1".into(),
+            results: "sim1.r2".into(),
+            index: 2,
+            dlc: "/tmp/model.dlc".into(),
+            profile: Profile::parse("custom:20,5,0.1").unwrap(),
+            overhead: 15.0,
+            no_register: false,
+            report: Some("/tmp/worker-2.json".into()),
+        };
+        super::super::round_trip(&a);
+        a = Args { profile: Profile::parse("dsp").unwrap(), overhead: 0.0, no_register: true, report: None, ..a };
+        super::super::round_trip(&a);
+    }
 }
