@@ -1,0 +1,46 @@
+//! Work queue: each frame to exactly one worker. Workers race on the shared claim cursor;
+//! the winner of a position takes the frame exclusively.
+
+use crate::segment::*;
+
+impl<'a> Consumer<'a> {
+    pub(in crate::segment) fn claim_work(&mut self) -> Result<Frame, ClaimError> {
+        let seg = self.seg;
+        let cursor = seg.ctl(ctl::CLAIM_CURSOR);
+        for _ in 0..RETRY_LIMIT {
+            // SYNC POINT claim-cursor: Acquire pairs with the AcqRel CAS that advanced it.
+            let c = cursor.load(Ordering::Acquire);
+            // SYNC POINT write-pos: pairs with the Release store in `WriteSlot::publish`.
+            let wp = seg.ctl(ctl::WRITE_POS).load(Ordering::Acquire);
+            if c >= wp {
+                if c > wp {
+                    return Err(ClaimError::Corrupt);
+                }
+                return Err(ClaimError::Empty);
+            }
+            let ring = u64::from(seg.layout.ring_capacity);
+            if wp - c > ring {
+                // Positions before wp - ring had their cells overwritten: those frames can no
+                // longer be claimed through the ring (they were dropped or consumed). Jump, so a
+                // worker that fell far behind a DropOldest producer catches up in one step.
+                let _ = cursor.compare_exchange(c, wp - ring, Ordering::AcqRel, Ordering::Relaxed);
+                continue;
+            }
+            match self.try_hold(c, true)? {
+                Some(frame) => {
+                    // Move the cursor on; if someone else already did, fine.
+                    let _ = cursor.compare_exchange(c, c + 1, Ordering::AcqRel, Ordering::Relaxed);
+                    seg.ctl(ctl::DELIVERED).fetch_add(1, Ordering::Relaxed);
+                    self.delivered += 1;
+                    return Ok(frame);
+                }
+                None => {
+                    // Frame `c` has left READY for good (claimed, dropped, or its cell reused):
+                    // help move the cursor past it, then look again.
+                    let _ = cursor.compare_exchange(c, c + 1, Ordering::AcqRel, Ordering::Relaxed);
+                }
+            }
+        }
+        Err(ClaimError::Contended)
+    }
+}
