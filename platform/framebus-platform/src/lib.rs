@@ -40,7 +40,9 @@
 mod error;
 mod name;
 pub mod owned;
+pub mod reap;
 pub mod wait;
+mod wake;
 
 #[cfg(target_os = "linux")]
 #[path = "linux/mod.rs"]
@@ -60,6 +62,7 @@ use framebus_core::layout::HEADER_SIZE;
 use framebus_core::segment::{AttachError, Reclaimed, RegisterError};
 use framebus_core::{Consumer, ConsumerKind, Creator, HeaderError, Layout, Producer, Region, Segment, SegmentSpec};
 pub use name::{SegmentName, MAX_NAME_LEN, PREFIX};
+pub use reap::reap;
 
 /// How to create a segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -466,24 +469,6 @@ impl Drop for SharedSegment {
             }
         }
     }
-}
-
-/// Reclaims every consumer of `seg` whose process is dead (pid gone, or reused by another
-/// process), including entries a dead reaper left half-reclaimed, and wakes a producer
-/// sleeping for space when that freed anything. Returns `(entry, what was reclaimed)` for each.
-///
-/// Called by [`SharedSegment::reap`], by [`SharedSegment::register`] when the table is full,
-/// and by [`wait::wait_for_space`] every [`wait::REAP_INTERVAL`] while a producer waits: so a
-/// consumer that dies holding slots stalls a producer about that long.
-pub fn reap(seg: &Segment<'_>) -> Vec<(u32, Reclaimed)> {
-    let mut out = Vec::new();
-    seg.reap(os::is_alive, |idx, r| {
-        if r.wake {
-            wait::wake_space(seg);
-        }
-        out.push((idx, r));
-    });
-    out
 }
 
 /// This process's liveness token (pid and start time on Linux).
