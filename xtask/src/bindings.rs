@@ -21,7 +21,7 @@ pub fn header(bless: bool) -> Result<(), String> {
 /// `cargo xtask cheader`.
 pub fn cheader() -> Result<(), String> {
     header(true)?;
-    eprintln!("bindings/c/include/framebus.h is up to date with bindings/c/src/lib.rs");
+    eprintln!("bindings/c/include/framebus.h is up to date with bindings/c/src");
     Ok(())
 }
 

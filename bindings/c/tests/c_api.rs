@@ -169,9 +169,13 @@ fn library(name: &str) -> Result<Option<PathBuf>, String> {
         println!("    skipped: {msg}");
         return Ok(None);
     };
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs");
-    if std::fs::metadata(&src).and_then(|m| m.modified()).is_ok_and(|t| t > lib_time) {
-        return Err(format!("{} is older than src/lib.rs: run `{build}` again", path.display()));
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let newer = std::fs::read_dir(&src)
+        .map_err(|e| format!("{}: {e}", src.display()))?
+        .filter_map(|e| e.ok()?.metadata().ok()?.modified().ok())
+        .any(|t| t > lib_time);
+    if newer {
+        return Err(format!("{} is older than src/: run `{build}` again", path.display()));
     }
     Ok(Some(path))
 }
