@@ -115,6 +115,7 @@ fn cache_line(iters: u64) -> Res<Row> {
         let t = Instant::now();
         // SYNC POINT bench-ping: pairs with the Acquire load in the peer's `cacheline` loop.
         ping.store(i, Ordering::Release);
+        // SYNC POINT bench-pong: Acquire pairs with the peer's Release store of `pong`.
         while pong.load(Ordering::Acquire) != i {
             std::hint::spin_loop();
         }
@@ -378,6 +379,7 @@ pub fn peer(args: &[String]) -> Res<()> {
             let (ping, pong) = words(&seg);
             ready()?;
             for i in 1..=iters.parse::<u64>()? {
+                // SYNC POINT bench-ping: Acquire pairs with the parent's Release store of `ping`.
                 while ping.load(Ordering::Acquire) != i {
                     std::hint::spin_loop();
                 }

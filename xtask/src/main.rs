@@ -1,13 +1,14 @@
 //! `cargo xtask <task>`: the project's developer tasks, so that settings such as the loom
 //! RUSTFLAGS live here and not in people's heads.
 //!
-//! Tasks: `ci`, `loom`, `miri`, `nostd`, `cross`, `bench`, `simulate`, `bindgen`, `cheader`,
+//! Tasks: `ci`, `tidy`, `loom`, `miri`, `nostd`, `cross`, `bench`, `simulate`, `bindgen`, `cheader`,
 //! `install-c`, `python`, `fuzz`. Tools a normal user may lack
 //! (nightly, miri, extra targets) are skipped with a message outside CI and are errors when
 //! `CI=true`.
 
 mod bindings;
 mod tasks;
+mod tidy;
 mod util;
 
 use std::process::ExitCode;
@@ -16,7 +17,7 @@ const HELP: &str = "\
 usage: cargo xtask <task> [options]
 
 tasks:
-  ci          everything CI runs: fmt, bindings check, clippy, tests, C library (header
+  ci          everything CI runs: fmt, tidy, bindings check, clippy, tests, C library (header
               check, install, pkg-config build), Python package and its tests, no_std build,
               fuzz smoke, aarch64 tests under qemu, windows tests under Wine, loom, miri,
               bench smoke, simulate smoke
@@ -40,6 +41,9 @@ tasks:
               header against a fresh generation)
   install-c   --prefix DIR: install libframebus.{so,a}, framebus.h and a pkg-config file
               (cc app.c $(pkg-config --cflags --libs framebus))
+  tidy        the style rules a compiler does not check: every file opens with `//!`, every
+              SYNC POINT label at two or more sites, no source file over 900 lines, no import
+              cycle between the modules of a crate
   python      build the Python package into target/pyvenv (pip + maturin; installs numpy,
               pytest, opencv-python-headless there) and run its tests and the examples'
   simulate    [options]: multi-worker inference simulation on recorded video, in separate
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
             None => Ok(()),
         }),
         "fuzz" => tasks::fuzz(rest),
+        "tidy" => tidy::tidy(),
         "-h" | "--help" | "help" => {
             print!("{HELP}");
             return ExitCode::SUCCESS;

@@ -11,8 +11,9 @@ pub fn ci(args: &[String]) -> Result<(), String> {
         return Err(format!("ci takes no arguments (got '{a}')"));
     }
     type Stage = (&'static str, fn() -> Result<Option<Skip>, String>);
-    let stages: [Stage; 15] = [
+    let stages: [Stage; 16] = [
         ("fmt", || run(cmd("cargo", &["fmt", "--all", "--check"])).map(|_| None)),
+        ("tidy", || crate::tidy::tidy().map(|()| None)),
         ("snpe-sys bindings (bindgen)", || bindings(false)),
         ("clippy", || {
             run(cmd(

@@ -8,7 +8,11 @@ impl<'a> Consumer<'a> {
         let seg = self.seg;
         let cursor = seg.ctl(ctl::CLAIM_CURSOR);
         for _ in 0..RETRY_LIMIT {
-            // SYNC POINT claim-cursor: Acquire pairs with the AcqRel CAS that advanced it.
+            // SYNC POINT claim-cursor: Acquire pairs with the AcqRel CASes below that advanced it.
+            // No payload travels on this edge (that is `ring-cell` and `slot-ready`), and
+            // exclusivity rests on the slot CAS in `try_hold`, not on the cursor. The pair only
+            // makes a worker that sees the cursor past `c` also see why (frame `c` held, or no
+            // longer READY), which keeps each step's reasoning local.
             let c = cursor.load(Ordering::Acquire);
             // SYNC POINT write-pos: pairs with the Release store in `WriteSlot::publish`.
             let wp = seg.ctl(ctl::WRITE_POS).load(Ordering::Acquire);
@@ -23,12 +27,14 @@ impl<'a> Consumer<'a> {
                 // Positions before wp - ring had their cells overwritten: those frames can no
                 // longer be claimed through the ring (they were dropped or consumed). Jump, so a
                 // worker that fell far behind a DropOldest producer catches up in one step.
+                // SYNC POINT claim-cursor: the Release half pairs with the Acquire load above.
                 let _ = cursor.compare_exchange(c, wp - ring, Ordering::AcqRel, Ordering::Relaxed);
                 continue;
             }
             match self.try_hold(c, true)? {
                 Some(frame) => {
                     // Move the cursor on; if someone else already did, fine.
+                    // SYNC POINT claim-cursor: Release half, after our hold on frame `c`.
                     let _ = cursor.compare_exchange(c, c + 1, Ordering::AcqRel, Ordering::Relaxed);
                     seg.ctl(ctl::DELIVERED).fetch_add(1, Ordering::Relaxed);
                     self.delivered += 1;
@@ -37,6 +43,7 @@ impl<'a> Consumer<'a> {
                 None => {
                     // Frame `c` has left READY for good (claimed, dropped, or its cell reused):
                     // help move the cursor past it, then look again.
+                    // SYNC POINT claim-cursor: Release half, after seeing `c` gone.
                     let _ = cursor.compare_exchange(c, c + 1, Ordering::AcqRel, Ordering::Relaxed);
                 }
             }
