@@ -40,14 +40,20 @@ pub mod spsc;
 pub mod sync;
 pub mod vocab;
 
+// Every public type at the root: the endpoints, their errors, the building blocks.
 pub use layout::{
-    Creator, FrameGeometry, HeaderError, Layout, OverflowPolicy, Pattern, PixelFormat, SegmentSpec, SpecError,
+    Creator, FrameGeometry, HeaderError, Layout, OverflowPolicy, Pattern, PixelFormat, Plane, Planes, SegmentSpec,
+    SpecError,
 };
+pub use mpmc::Mpmc;
 #[cfg(any(feature = "alloc", loom))]
 pub use region::HeapRegion;
 pub use region::Region;
+pub use reorder::{Rejected, Released, ReorderStats, ReorderWindow, SkipReason};
 pub use segment::{
-    BeginError, ClaimError, Consumer, ConsumerKind, Frame, FrameMeta, PendingSlot, Producer, Published, Segment, Stats,
-    WriteSlot,
+    AttachError, BeginError, Census, ClaimError, Consumer, ConsumerKind, CreateError, EntryState, EntryStatus, Frame,
+    FrameMeta, PendingSlot, Producer, Published, Reclaim, ReclaimError, Reclaimed, RegisterError, Segment, SlotKind,
+    SlotState, Stats, WriteSlot,
 };
+pub use spsc::{RingError, SpscConsumer, SpscLayout, SpscProducer};
 pub use vocab::{UnknownName, Vocabulary};

@@ -62,7 +62,9 @@ use framebus_core::layout::HEADER_SIZE;
 use framebus_core::segment::{AttachError, Reclaimed, RegisterError};
 use framebus_core::{Consumer, ConsumerKind, Creator, HeaderError, Layout, Producer, Region, Segment, SegmentSpec};
 pub use name::{SegmentName, MAX_NAME_LEN, PREFIX};
+pub use owned::{HeldFrame, OwnedConsumer, OwnedProducer, ProduceError, SlotView};
 pub use reap::reap;
+pub use wait::WaitError;
 
 /// How to create a segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
