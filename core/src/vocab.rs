@@ -237,6 +237,27 @@ mod tests {
         assert_eq!(ConsumerKind::from_code(0), None, "0 in the entry word means joining, not a kind");
     }
 
+    /// `docs/LAYOUT.md` lists each code with its name: the rows agree with the tables here.
+    #[test]
+    fn the_layout_doc_names_every_code() {
+        let doc = include_str!("../../docs/LAYOUT.md");
+        fn row<T: Vocabulary>(doc: &str, field: &str) {
+            let line = doc
+                .lines()
+                .find(|l| l.starts_with('|') && l.contains(field))
+                .unwrap_or_else(|| panic!("LAYOUT.md has no row for {field}"));
+            for v in T::ALL {
+                let mut want: heapless::String<32> = heapless::String::new();
+                core::fmt::write(&mut want, format_args!("{} `{}`", v.code(), v.name())).unwrap();
+                assert!(line.contains(want.as_str()), "LAYOUT.md's {field} row lacks {want}: {line}");
+            }
+        }
+        row::<Pattern>(doc, "| `pattern` |");
+        row::<OverflowPolicy>(doc, "| `policy` |");
+        row::<PixelFormat>(doc, "| `pixel_format` |");
+        row::<ConsumerKind>(doc, "| `kind` |");
+    }
+
     #[test]
     fn parsing_ignores_case_and_takes_underscores_for_dashes() {
         assert_eq!("Drop_Newest".parse(), Ok(OverflowPolicy::DropNewest));
