@@ -544,7 +544,7 @@ impl<'a> Consumer<'a> {
                 let freed = c.unhold(&frame)?;
                 // Saturating: a count a peer's bit flips drove to 0 must not wrap.
                 c.holds = c.holds.saturating_sub(1);
-                Ok(freed && c.seg.bump_if_waiters(ctl::SPACE_WAKE, ctl::SPACE_WAITERS))
+                Ok(freed && c.seg.bump_if_waiters(ctl::SPACE_WAKE, ctl::SPACE_WAITERS, SPACE_SLEEPERS))
             },
             |_, _| {},
         )

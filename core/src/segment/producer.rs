@@ -431,7 +431,7 @@ impl<'a> WriteSlot<'_, 'a> {
         seg.ctl(ctl::WRITE_POS).store(p.write_pos, Ordering::Release);
         // The SeqCst fence inside also serves SYNC POINT join (see `Segment::register`): our
         // `write_pos` store is ordered before the entry loads of our next `min_cursor`.
-        let wake = seg.bump_if_waiters(ctl::FRAME_WAKE, ctl::FRAME_WAITERS);
+        let wake = seg.bump_if_waiters(ctl::FRAME_WAKE, ctl::FRAME_WAITERS, FRAME_SLEEPERS);
         core::mem::forget(self);
         Published { seq, pos, wake }
     }

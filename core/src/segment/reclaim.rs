@@ -228,7 +228,7 @@ impl<'a> Segment<'a> {
         )
         .map_err(|_| ReclaimError::Stale)?;
         // Freed slots, or a subscriber cursor no longer holding the producer back: wake it.
-        let wake = self.bump_if_waiters(ctl::SPACE_WAKE, ctl::SPACE_WAITERS);
+        let wake = self.bump_if_waiters(ctl::SPACE_WAKE, ctl::SPACE_WAITERS, SPACE_SLEEPERS);
         Ok(Some(Reclaimed { cleared, wake }))
     }
 

@@ -10,6 +10,11 @@ use super::*;
 pub(super) const WAITER_BITS: u64 = 0xFFFF;
 pub(super) const WAITER_VERSION: u64 = 1 << 16;
 
+/// The bits of the frame-waiter word that mean someone sleeps (the rest is the version).
+pub(super) const FRAME_SLEEPERS: u64 = WAITER_BITS;
+/// The space-waiter word is a plain count: any bit means someone sleeps.
+pub(super) const SPACE_SLEEPERS: u64 = u64::MAX;
+
 /// `m` with `bits` set or cleared and its version bumped.
 pub(super) const fn waiters_with(m: u64, set: bool, bits: u64) -> u64 {
     let mask = if set { m | bits } else { m & !bits };
@@ -70,10 +75,10 @@ impl<'a> Segment<'a> {
     /// handshake. The sleeper increments `waiters`, issues a SeqCst fence, then re-checks its
     /// condition before sleeping; the waker changes the condition, issues a SeqCst fence, then
     /// reads `waiters`. The two fences order the pairs so at least one side sees the other.
-    pub(super) fn bump_if_waiters(&self, wake: u64, waiters: u64) -> bool {
+    /// `sleepers` masks the bits of `waiters` that mean someone sleeps: [`FRAME_SLEEPERS`] for
+    /// the frame word (its high bits are a version), [`SPACE_SLEEPERS`] for the space count.
+    pub(super) fn bump_if_waiters(&self, wake: u64, waiters: u64, sleepers: u64) -> bool {
         fence(Ordering::SeqCst);
-        // The frame word's version bits say nothing about sleepers; the space word is a count.
-        let sleepers = if waiters == ctl::FRAME_WAITERS { WAITER_BITS } else { u64::MAX };
         if self.ctl(waiters).load(Ordering::Relaxed) & sleepers != 0 {
             self.ctl(wake).fetch_add(1, Ordering::Release);
             true
