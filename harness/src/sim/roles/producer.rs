@@ -201,10 +201,12 @@ pub fn run(a: &Args) -> Res<ProducerReport> {
                 Err(e) => return Err(format!("segment {}: {e}", a.segment).into()),
             };
         };
+        // Every wait counts towards blocked_ms (short ones add up under a slow Block consumer);
+        // a frame is late when its wait alone took more than half a frame period.
         let waited = blocked_at.elapsed();
+        r.blocked_ms += waited.as_secs_f64() * 1e3;
         if waited > period / 2 {
             r.late += 1;
-            r.blocked_ms += waited.as_secs_f64() * 1e3;
         }
         let t = Instant::now();
         match slot {
