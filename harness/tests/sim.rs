@@ -87,23 +87,53 @@ fn the_report_has_every_key_and_accounts_for_every_frame() {
     let (ok, out, r) = simulate("keys", &["--frames", "60", "--workers", "3", "--profile", "custom:20,5,0.1"]);
     assert!(ok, "{out}");
     let r = r.expect("json written");
-    for key in [
+    // The report's keys are a contract (scripts read the JSON): exactly these, no more.
+    let keys: std::collections::BTreeSet<&str> = r.as_object().expect("an object").keys().map(String::as_str).collect();
+    let want: std::collections::BTreeSet<&str> = [
+        "preset",
+        "video",
+        "geometry",
         "frames_in",
         "frames_out",
         "dropped",
         "order_violations",
         "integrity_failures",
+        "unexpected_results",
+        "worker_order_violations",
+        "transport_samples",
+        "producer_behind_ms",
+        "producer_dropped",
+        "late_results",
         "fps_in",
         "fps_out",
         "latency_ms",
         "transport_us",
+        "queue_ms",
+        "model_ms",
+        "service_ms",
         "workers",
         "profile",
         "policy",
+        "slots",
+        "backing",
+        "accelerator_path",
+        "accelerator_registered_runs",
+        "accelerator_unregistered_runs",
+        "accelerator_zero_copy",
+        "accelerator_counts_known",
+        "segment_bytes",
+        "utilisation",
+        "frames_per_worker",
+        "decode_ms_mean",
         "peak_rss_bytes",
-    ] {
-        assert!(r.get(key).is_some(), "report lacks {key}: {r}");
-    }
+        "memory",
+        "memory_flat",
+        "wall_s",
+        "timeline",
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(keys, want, "the report's keys changed");
     for key in ["p50", "p90", "p99", "max"] {
         assert!(r["latency_ms"][key].as_f64().is_some(), "latency_ms.{key}");
     }

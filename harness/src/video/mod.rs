@@ -3,7 +3,7 @@
 //! A source is one file here plus one row of [`SOURCES`], the sniffing table [`open`] reads:
 //! MP4 / H.264 ([`mp4`], openh264) and YUV4MPEG2 ([`y4m`]) today; GStreamer's `decodebin`
 //! (step 11) plugs in as another row. Colour conversion (BT.601 limited range, as H.264
-//! streams of this kind are) is [`convert`]'s, rows in parallel.
+//! streams of this kind are) is `convert.rs`'s, rows in parallel.
 
 mod convert;
 pub mod mp4;
