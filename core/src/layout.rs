@@ -1,5 +1,5 @@
-//! Segment layout v1: a [`SegmentSpec`] becomes a [`Layout`] (header page, control area, slot
-//! area), the layout is written as a header, and arbitrary bytes are validated as a header.
+//! Segment layout v3: a [`SegmentSpec`] becomes a [`Layout`] (header page, control area, slot
+//! area, results area), the layout is written as a header, and arbitrary bytes are validated as a header.
 //!
 //! Every number here is documented field by field in `docs/LAYOUT.md`; a C or Python program
 //! implements the same layout from that document. All fields are little-endian.
@@ -9,7 +9,7 @@ use core::fmt;
 /// First eight bytes of every segment: `b"FRAMEBUS"`.
 pub const MAGIC: [u8; 8] = *b"FRAMEBUS";
 /// The layout version this crate writes and reads.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 /// Size of the header page; the control area starts after it.
 pub const HEADER_SIZE: u64 = 4096;
 /// Bytes of the header page that carry fields (the rest is zero).
@@ -27,6 +27,12 @@ pub const MAX_SLOTS: u32 = 1024;
 pub const MAX_CONSUMERS: u32 = 16;
 /// Largest slot payload (1 GiB).
 pub const MAX_SLOT_PAYLOAD: u64 = 1 << 30;
+/// Most result cells a segment can have.
+pub const MAX_RESULT_CELLS: u32 = 1 << 16;
+/// Largest result payload per cell (1 MiB).
+pub const MAX_RESULT_BYTES: u32 = 1 << 20;
+/// Result payload per cell when a spec asks for results without saying (4 KiB).
+pub const DEFAULT_RESULT_BYTES: u32 = 4096;
 /// Largest whole segment (1 TiB); real limits come from the platform.
 pub const MAX_TOTAL_SIZE: u64 = 1 << 40;
 
@@ -63,8 +69,17 @@ pub mod hdr {
     pub const CTL_SLOTS: usize = 176;
     pub const CTL_RING: usize = 180;
     pub const CTL_CONSUMERS: usize = 184;
-    pub const RESERVED: usize = 188;
-    pub const CHECKSUM: usize = 192;
+    /// Layout v3: the results area (all zero when the segment has none).
+    pub const RESULT_CELLS: usize = 188;
+    pub const RESULT_MAX: usize = 192;
+    pub const RESERVED: usize = 196;
+    pub const RESULTS_OFFSET: usize = 200;
+    pub const RESULTS_SIZE: usize = 208;
+    pub const RESULT_STRIDE: usize = 216;
+    /// Bytes 224..248 are reserved (zero).
+    pub const RESERVED_TAIL: usize = 224;
+    /// FNV-1a 64 of bytes `0..CHECKSUM`.
+    pub const CHECKSUM: usize = 248;
 }
 
 /// Offsets inside the control area, relative to its start (see `docs/LAYOUT.md`).
@@ -89,8 +104,17 @@ pub mod ctl {
     pub const DELIVERED: u64 = 3 * LINE + 8;
     /// Line 4: reclaim statistics.
     pub const RECLAIMED: u64 = 4 * LINE;
+    /// Line 5 (layout v3): the ordered results reader.
+    pub const READER_OWNER: u64 = 5 * LINE;
+    pub const READ_HEAD: u64 = 5 * LINE + 8;
+    pub const LATE_RESULTS: u64 = 5 * LINE + 16;
+    pub const RESULT_OVERFLOW: u64 = 5 * LINE + 24;
+    /// Line 6 (layout v3): the reader sleeps here; the end of the stream.
+    pub const RESULTS_WAKE: u64 = 6 * LINE;
+    pub const RESULTS_WAITERS: u64 = 6 * LINE + 8;
+    pub const END: u64 = 6 * LINE + 16;
     /// First slot line.
-    pub const SLOTS: u64 = 5 * LINE;
+    pub const SLOTS: u64 = 7 * LINE;
     /// Within a slot line.
     pub mod slot {
         pub const STATE: u64 = 0;
@@ -230,6 +254,11 @@ pub struct SegmentSpec {
     pub pattern: Pattern,
     /// Overflow policy.
     pub policy: OverflowPolicy,
+    /// Result cells (0: no results area; else a power of two ≤ [`MAX_RESULT_CELLS`]). Results
+    /// need a work queue.
+    pub result_cells: u32,
+    /// Result payload bytes per cell (0 with cells: [`DEFAULT_RESULT_BYTES`]).
+    pub result_max: u32,
 }
 
 impl SegmentSpec {
@@ -252,7 +281,16 @@ impl SegmentSpec {
             max_consumers: 8,
             pattern: Pattern::WorkQueue,
             policy: OverflowPolicy::Block,
+            result_cells: 0,
+            result_max: 0,
         }
+    }
+    /// Gives the segment a results area of `cells` cells of up to `max_bytes` bytes each
+    /// (0: [`DEFAULT_RESULT_BYTES`]); see `docs/design/RESULTS.md`.
+    pub const fn with_results(mut self, cells: u32, max_bytes: u32) -> Self {
+        self.result_cells = cells;
+        self.result_max = max_bytes;
+        self
     }
     /// Sets the delivery pattern.
     pub const fn with_pattern(mut self, pattern: Pattern) -> Self {
@@ -333,6 +371,16 @@ pub enum SpecError {
     UnknownPattern(u32),
     /// Unknown overflow policy code.
     UnknownPolicy(u32),
+    /// Result cells are not 0 or a power of two up to [`MAX_RESULT_CELLS`], or the result size
+    /// is above [`MAX_RESULT_BYTES`] (or set without cells).
+    BadResults {
+        /// cells requested
+        cells: u32,
+        /// bytes per result requested
+        max_bytes: u32,
+    },
+    /// Results were asked for on a broadcast segment (they are a work-queue feature).
+    ResultsNeedWorkQueue,
 }
 
 impl fmt::Display for SpecError {
@@ -349,6 +397,8 @@ impl fmt::Display for SpecError {
             Self::UnknownPixelFormat(v) => write!(f, "unknown pixel format code {v}"),
             Self::UnknownPattern(v) => write!(f, "unknown delivery pattern code {v}"),
             Self::UnknownPolicy(v) => write!(f, "unknown overflow policy code {v}"),
+            Self::BadResults { cells, max_bytes } => write!(f, "results area of {cells} cell(s) of {max_bytes} bytes: use 0 cells (no results), or a power of two up to {MAX_RESULT_CELLS} cells of at most {MAX_RESULT_BYTES} bytes"),
+            Self::ResultsNeedWorkQueue => write!(f, "results are posted by work-queue workers: create the segment with the work-queue pattern, or without results"),
         }
     }
 }
@@ -382,6 +432,13 @@ pub struct Layout {
     pub ctl_ring: u64,
     /// Consumer table, relative to the control area.
     pub ctl_consumers: u64,
+    /// Start of the results area (right after the slots; its size is 0 without results).
+    pub results_offset: u64,
+    /// Size of the results area: `result_cells × result_stride`.
+    pub results_size: u64,
+    /// Distance between result cells: a 128-byte header line, then the payload rounded up to
+    /// 128 (0 without results).
+    pub result_stride: u64,
 }
 
 const fn round_up(v: u64, to: u64) -> Option<u64> {
@@ -451,7 +508,30 @@ impl Layout {
             Some(v) => v,
             None => return Err(SpecError::TooLarge { total: u64::MAX }),
         };
-        let total_size = match slots_offset.checked_add(slots_size) {
+        let cells = spec.result_cells;
+        let result_max = if cells != 0 && spec.result_max == 0 { DEFAULT_RESULT_BYTES } else { spec.result_max };
+        if (cells != 0 && (!cells.is_power_of_two() || cells > MAX_RESULT_CELLS || result_max > MAX_RESULT_BYTES))
+            || (cells == 0 && spec.result_max != 0)
+        {
+            return Err(SpecError::BadResults { cells, max_bytes: spec.result_max });
+        }
+        if cells != 0 && !matches!(spec.pattern, Pattern::WorkQueue) {
+            return Err(SpecError::ResultsNeedWorkQueue);
+        }
+        let result_stride = if cells == 0 {
+            0
+        } else {
+            match round_up(result_max as u64, LINE) {
+                Some(v) => LINE + v,
+                None => return Err(SpecError::TooLarge { total: u64::MAX }),
+            }
+        };
+        let results_offset = match slots_offset.checked_add(slots_size) {
+            Some(v) => v,
+            None => return Err(SpecError::TooLarge { total: u64::MAX }),
+        };
+        let results_size = result_stride * cells as u64;
+        let total_size = match results_offset.checked_add(results_size) {
             Some(v) => v,
             None => return Err(SpecError::TooLarge { total: u64::MAX }),
         };
@@ -461,6 +541,7 @@ impl Layout {
         let mut spec = *spec;
         spec.slot_payload_size = payload;
         spec.slot_align = align;
+        spec.result_max = result_max;
         Ok(Layout {
             spec,
             planes,
@@ -474,6 +555,9 @@ impl Layout {
             ctl_slots,
             ctl_ring,
             ctl_consumers,
+            results_offset,
+            results_size,
+            result_stride,
         })
     }
 
@@ -522,6 +606,11 @@ impl Layout {
         put32(&mut b, hdr::CTL_SLOTS, self.ctl_slots as u32);
         put32(&mut b, hdr::CTL_RING, self.ctl_ring as u32);
         put32(&mut b, hdr::CTL_CONSUMERS, self.ctl_consumers as u32);
+        put32(&mut b, hdr::RESULT_CELLS, s.result_cells);
+        put32(&mut b, hdr::RESULT_MAX, s.result_max);
+        put64(&mut b, hdr::RESULTS_OFFSET, self.results_offset);
+        put64(&mut b, hdr::RESULTS_SIZE, self.results_size);
+        put64(&mut b, hdr::RESULT_STRIDE, self.result_stride);
         let sum = fnv1a64(&b[..hdr::CHECKSUM]);
         put64(&mut b, hdr::CHECKSUM, sum);
         b
@@ -576,6 +665,9 @@ impl Layout {
             max_consumers: get32(bytes, hdr::MAX_CONSUMERS),
             pattern,
             policy,
+            result_cells: get32(bytes, hdr::RESULT_CELLS),
+            // Stored resolved: a header with cells never has 0 here (compute checks the rest).
+            result_max: get32(bytes, hdr::RESULT_MAX),
         };
         let l = Layout::compute(&spec).map_err(HeaderError::Spec)?;
         // Independent range checks first, so a corrupt header gets the most telling error.
@@ -599,7 +691,7 @@ impl Layout {
         if ctl_off % LINE != 0 {
             return Err(HeaderError::Misaligned { field: "control_offset", align: LINE });
         }
-        let checks: [(&'static str, u64, u64); 12] = [
+        let checks: [(&'static str, u64, u64); 16] = [
             ("total_size", total, l.total_size),
             ("slot_stride", get64(bytes, hdr::SLOT_STRIDE), l.slot_stride),
             ("frame_size", get64(bytes, hdr::FRAME_SIZE), l.planes.frame_size),
@@ -612,6 +704,10 @@ impl Layout {
             ("ctl_slots", get32(bytes, hdr::CTL_SLOTS).into(), l.ctl_slots),
             ("ctl_ring", get32(bytes, hdr::CTL_RING).into(), l.ctl_ring),
             ("ctl_consumers", get32(bytes, hdr::CTL_CONSUMERS).into(), l.ctl_consumers),
+            ("result_max", get32(bytes, hdr::RESULT_MAX).into(), l.spec.result_max.into()),
+            ("results_offset", get64(bytes, hdr::RESULTS_OFFSET), l.results_offset),
+            ("results_size", get64(bytes, hdr::RESULTS_SIZE), l.results_size),
+            ("result_stride", get64(bytes, hdr::RESULT_STRIDE), l.result_stride),
         ];
         for (field, found, expected) in checks {
             if found != expected {
@@ -626,6 +722,7 @@ impl Layout {
         }
         if get32(bytes, hdr::FLAGS) != 0
             || get32(bytes, hdr::RESERVED) != 0
+            || bytes[hdr::RESERVED_TAIL..hdr::CHECKSUM].iter().any(|&b| b != 0)
             || bytes[hdr::CHECKSUM + 8..].iter().any(|&b| b != 0)
         {
             return Err(HeaderError::Field { field: "reserved", found: 1, expected: 0 });
@@ -720,7 +817,7 @@ impl fmt::Display for HeaderError {
                 write!(f, "segment header is all zero: the creator has not finished initialising it (retry shortly) or it died while creating it (remove the segment and recreate it)")
             }
             Self::BadMagic { found } => write!(f, "not a framebus segment: magic is {found:02x?}, expected \"FRAMEBUS\"; check the segment name"),
-            Self::UnsupportedVersion { found } if *found < LAYOUT_VERSION => write!(f, "segment layout version {found} was written by an older framebus (this build reads version {LAYOUT_VERSION}; version 2 changed the consumer-table protocol, and the two must never share a segment): stop the processes still on the old version, remove the segment (`framebus gc`, or delete it) and create it again"),
+            Self::UnsupportedVersion { found } if *found < LAYOUT_VERSION => write!(f, "segment layout version {found} was written by an older framebus (this build reads version {LAYOUT_VERSION}; version 2 changed the consumer-table protocol and version 3 added the results area and moved the header checksum, and versions must never share a segment): stop the processes still on the old version, remove the segment (`framebus gc`, or delete it) and create it again"),
             Self::UnsupportedVersion { found } => write!(f, "segment layout version {found} was written by a newer framebus (this build reads version {LAYOUT_VERSION}): upgrade this program, or create the segment with the version every process uses"),
             Self::BadHeaderSize { found } => write!(f, "header size field is {found}, expected {HEADER_SIZE}: corrupt header; recreate the segment"),
             Self::Checksum { stored, computed } => write!(f, "header checksum mismatch (stored {stored:#018x}, computed {computed:#018x}): the header was overwritten after creation; recreate the segment"),
@@ -781,9 +878,33 @@ mod tests {
         assert_eq!(l.planes.frame_size, 6_220_800);
         assert_eq!(l.slot_stride, 6_221_824);
         assert_eq!(l.ring_capacity, 16);
-        assert_eq!((l.ctl_slots, l.ctl_ring, l.ctl_consumers), (640, 1408, 1536));
+        assert_eq!((l.ctl_slots, l.ctl_ring, l.ctl_consumers), (896, 1664, 1792));
         assert_eq!(l.slots_offset, 8192);
         assert_eq!(l.total_size, 37_339_136);
+        assert_eq!((l.results_offset, l.results_size, l.result_stride), (37_339_136, 0, 0));
+        // The same with 64 results of up to 4 KiB (the doc's second example).
+        let l = Layout::compute(&spec.with_results(64, 0)).unwrap();
+        assert_eq!((l.spec.result_max, l.result_stride, l.results_size), (4096, 4224, 270_336));
+        assert_eq!((l.results_offset, l.total_size), (37_339_136, 37_609_472));
+    }
+
+    #[test]
+    fn results_specs_outside_the_limits_are_refused() {
+        let base = SegmentSpec::new(FrameGeometry::new(8, 8, PixelFormat::Gray8), 2);
+        for (cells, bytes) in [(3, 0), (MAX_RESULT_CELLS * 2, 0), (8, MAX_RESULT_BYTES + 1), (0, 16)] {
+            assert_eq!(
+                Layout::compute(&base.with_results(cells, bytes)),
+                Err(SpecError::BadResults { cells, max_bytes: bytes }),
+                "{cells} x {bytes}"
+            );
+        }
+        assert_eq!(
+            Layout::compute(&base.with_pattern(Pattern::Broadcast).with_results(8, 0)),
+            Err(SpecError::ResultsNeedWorkQueue)
+        );
+        let l = Layout::compute(&base.with_results(8, 65_536)).unwrap();
+        let bytes = l.encode_header(&Creator::default());
+        assert_eq!(Layout::decode_header(&bytes, l.total_size).map(|r| r.0), Ok(l), "a results header round-trips");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 /*
  * layout_consumer.c - a framebus consumer (worker, subscriber or latest reader)
- * written from docs/LAYOUT.md (layout version 2) alone: no libframebus, no
+ * written from docs/LAYOUT.md (layout version 3; first written for 2) alone: no libframebus, no
  * framebus.h, no Rust source. It uses only C11 <stdatomic.h> and Linux system
  * calls (shm_open, mmap, futex, kill, /proc). It exists to prove the document
  * is sufficient; "LAYOUT §n" comments cite the section each step follows.
@@ -236,9 +236,9 @@ static const char *validate(const uint8_t *h, uint64_t map_size) {
 #define BAD(...) do { snprintf(why, sizeof why, __VA_ARGS__); return why; } while (0)
     if (map_size < 4096) BAD("mapping is %" PRIu64 " bytes, smaller than the 4096-byte header", map_size);
     if (memcmp(h, "FRAMEBUS", 8) != 0) BAD("bad magic (not a framebus segment)");
-    if (rd32(h + 8) != 2) BAD("layout_version %u, this consumer speaks version 2 only", rd32(h + 8));
+    if (rd32(h + 8) != 3) BAD("layout_version %u, this consumer speaks version 3 only", rd32(h + 8));
     if (rd32(h + 12) != 4096) BAD("header_size %u, expected 4096", rd32(h + 12));
-    if (fnv1a(h, 192) != rd64(h + 192)) BAD("header checksum mismatch");
+    if (fnv1a(h, 248) != rd64(h + 248)) BAD("header checksum mismatch");
     uint64_t total = rd64(h + 16);
     if (total != map_size) BAD("truncated: total_size %" PRIu64 " but mapping is %" PRIu64, total, map_size);
     if (rd32(h + 68) != 128) BAD("cache_line %u, expected 128", rd32(h + 68));
@@ -270,19 +270,30 @@ static const char *validate(const uint8_t *h, uint64_t map_size) {
     if (rd32(h + 92) != pc) BAD("plane_count %u, expected %u", rd32(h + 92), pc);
     for (int i = 0; i < 4; i++)
         if (rd32(h + 96 + 8 * i) != po[i] || rd32(h + 100 + 8 * i) != ps[i]) BAD("plane %d offset/stride mismatch", i);
-    uint64_t ring = next_pow2(2ull * slots), e_cslots = 5 * 128, e_cring = e_cslots + (uint64_t)slots * 128;
+    uint64_t ring = next_pow2(2ull * slots), e_cslots = 7 * 128, e_cring = e_cslots + (uint64_t)slots * 128;
     uint64_t e_ccons = round_up(e_cring + ring * 8, 128), ctl_end = e_ccons + (uint64_t)maxc * 128;
     uint64_t e_soff = round_up(4096 + ctl_end, align), e_stride = round_up(payload, align);
     if (stride != e_stride) BAD("slot_stride %" PRIu64 ", expected %" PRIu64, stride, e_stride);
     if (rd32(h + 136) != ring) BAD("ring_capacity %u, expected %" PRIu64, rd32(h + 136), ring);
     if (cslots != e_cslots || cring != e_cring || ccons != e_ccons) BAD("ctl_slots/ctl_ring/ctl_consumers mismatch");
     if (coff != 4096 || soff != e_soff || csize != e_soff - 4096) BAD("control_offset/slots_offset/control_size mismatch");
-    if (ssize != slots * stride || total != e_soff + slots * stride) BAD("slots_size/total_size mismatch");
-    /* reserved bytes zero: flags, 188..192, 200..256, and the rest of the header page */
+    /* LAYOUT §1/§2, version 3: the results area after the slots (none unless asked for) */
+    uint32_t cells = rd32(h + 188), rmax = rd32(h + 192);
+    uint64_t roff = rd64(h + 200), rsize = rd64(h + 208), rstride = rd64(h + 216);
+    if (cells == 0 ? rmax != 0 : ((cells & (cells - 1)) || cells > 65536 || rmax < 1 || rmax > (1u << 20)))
+        BAD("result_cells %u / result_max %u outside the limits", cells, rmax);
+    if (cells && pattern != 0) BAD("a results area on a broadcast segment");
+    uint64_t e_rstride = cells ? 128 + round_up(rmax, 128) : 0;
+    if (rstride != e_rstride || roff != e_soff + slots * stride || rsize != cells * e_rstride)
+        BAD("results_offset/results_size/result_stride mismatch");
+    if (ssize != slots * stride || total != roff + rsize) BAD("slots_size/total_size mismatch");
+    /* reserved bytes zero: flags, 196..200, 224..248, and the rest of the header page */
     if (rd32(h + 140) != 0) BAD("flags (reserved) not zero");
-    if (rd32(h + 188) != 0) BAD("reserved bytes 188..192 not zero");
-    for (int i = 200; i < 4096; i++)
+    if (rd32(h + 196) != 0) BAD("reserved bytes 196..200 not zero");
+    for (int i = 224; i < 248; i++)
         if (h[i]) BAD("reserved header byte %d not zero", i);
+    for (int i = 256; i < 4096; i++)
+        if (h[i]) BAD("header byte %d (past the 256 of the header) not zero", i);
     H.total_size = total; H.slot_stride = stride; H.slot_payload = payload; H.frame_size = fsize;
     H.control_offset = coff; H.control_size = csize; H.slots_offset = soff; H.slots_size = ssize;
     H.slot_count = slots; H.max_consumers = maxc; H.slot_align = align; H.pattern = pattern;

@@ -115,10 +115,19 @@ fn each_failure_has_its_error() {
     let mut b = good;
     set32(&mut b, hdr::CTL_RING, 0);
     assert!(matches!(Layout::decode_header(&b, total), Err(HeaderError::Field { field: "ctl_ring", .. })));
+    for at in [hdr::RESERVED, hdr::RESERVED_TAIL, hdr::CHECKSUM - 1] {
+        let mut b = good;
+        b[at] = 1;
+        reseal(&mut b);
+        assert!(matches!(Layout::decode_header(&b, total), Err(HeaderError::Field { field: "reserved", .. })), "{at}");
+    }
+    // v3's results fields are recomputed like every derived field.
     let mut b = good;
-    b[200] = 1;
-    reseal(&mut b);
-    assert!(matches!(Layout::decode_header(&b, total), Err(HeaderError::Field { field: "reserved", .. })));
+    set64(&mut b, hdr::RESULTS_OFFSET, 4096);
+    assert!(matches!(Layout::decode_header(&b, total), Err(HeaderError::Field { field: "results_offset", .. })));
+    let mut b = good;
+    set32(&mut b, hdr::RESULT_MAX, 64);
+    assert!(matches!(Layout::decode_header(&b, total), Err(HeaderError::Spec(SpecError::BadResults { .. }))));
 }
 
 #[test]

@@ -43,7 +43,7 @@ def main(name: str) -> None:
         "ctl_slots": u32(176),
         "ctl_ring": u32(180),
     }
-    hdr["checksum_ok"] = fnv1a64(bytes(buf[0:192])) == u64(192)
+    hdr["checksum_ok"] = fnv1a64(bytes(buf[0:248])) == u64(248)  # layout v3: checksum at 248
     ctl = hdr["control_offset"]
     hdr["write_pos"] = u64(ctl + 16)
     # Frame at publish position 0: ring cell 0 holds (pos << 16) | slot.
