@@ -52,8 +52,8 @@ pub use region::Region;
 pub use reorder::{Rejected, Released, ReorderStats, ReorderWindow, SkipReason};
 pub use segment::{
     AttachError, BeginError, Census, ClaimError, Consumer, ConsumerKind, CreateError, EntryState, EntryStatus, Frame,
-    FrameMeta, PendingSlot, Producer, Published, Reclaim, ReclaimError, Reclaimed, RegisterError, Segment, SlotKind,
-    SlotState, Stats, WriteSlot,
+    FrameMeta, Next, PendingSlot, PostError, Posted, Producer, Published, ReadError, Reclaim, ReclaimError, Reclaimed,
+    RegisterError, ResultReader, Segment, SlotKind, SlotState, Stats, WriteSlot,
 };
 pub use spsc::{RingError, SpscConsumer, SpscLayout, SpscProducer};
-pub use vocab::{UnknownName, Vocabulary};
+pub use vocab::{SkipCause, UnknownName, Vocabulary};

@@ -140,35 +140,50 @@ mod loom_shadow {
     use crate::sync::{AccessTracker, AtomicU64};
 
     /// Under loom, control words must be loom atomics, which cannot live in raw memory. The
-    /// shadow holds one loom atomic per control word of the header and of the control area;
-    /// [`super::Region::word`] maps offsets onto it.
+    /// shadow holds one loom atomic per control word of the header, of the control area and of
+    /// each result cell's header line; [`super::Region::word`] maps offsets onto it. Trackers:
+    /// one per slot, then one per result cell.
     #[derive(Debug)]
     pub struct Shadow {
         pub header: Box<[AtomicU64]>,
         pub control_start: usize,
         pub control: Box<[AtomicU64]>,
+        pub results_start: usize,
+        pub result_stride: usize,
+        pub cells: Box<[AtomicU64]>,
         pub trackers: Box<[AccessTracker]>,
     }
 
+    /// Words of a result cell's header line.
+    const CELL_WORDS: usize = 16;
+
     impl Shadow {
-        pub fn new(header_bytes: usize, control_start: usize, control_bytes: usize, slots: usize) -> Self {
-            let words = |n: usize| (0..n / 8).map(|_| AtomicU64::new(0)).collect::<Vec<_>>().into_boxed_slice();
+        pub fn new(layout: &crate::layout::Layout) -> Self {
+            let words = |n: usize| (0..n).map(|_| AtomicU64::new(0)).collect::<Vec<_>>().into_boxed_slice();
+            let (slots, cells) = (layout.spec.slot_count as usize, layout.spec.result_cells as usize);
             Shadow {
-                header: words(header_bytes),
-                control_start,
-                control: words(control_bytes),
-                trackers: (0..slots).map(|_| AccessTracker::default()).collect(),
+                header: words(crate::layout::HEADER_USED / 8),
+                control_start: layout.control_offset as usize,
+                control: words(layout.control_size as usize / 8),
+                results_start: layout.results_offset as usize,
+                result_stride: layout.result_stride as usize,
+                cells: words(cells * CELL_WORDS),
+                trackers: (0..slots + cells).map(|_| AccessTracker::default()).collect(),
             }
         }
 
         pub fn word(&self, off: usize) -> &AtomicU64 {
             if off < self.header.len() * 8 {
-                &self.header[off / 8]
-            } else {
-                let rel =
-                    off.checked_sub(self.control_start).expect("loom shadow: word outside header and control area");
-                &self.control[rel / 8]
+                return &self.header[off / 8];
             }
+            let rel = off.checked_sub(self.control_start).expect("loom shadow: word before the control area");
+            if rel < self.control.len() * 8 {
+                return &self.control[rel / 8];
+            }
+            let rel = off.checked_sub(self.results_start).expect("loom shadow: word in the slot area");
+            let (cell, within) = (rel / self.result_stride, rel % self.result_stride);
+            assert!(within < CELL_WORDS * 8, "loom shadow: word in a result payload");
+            &self.cells[cell * CELL_WORDS + within / 8]
         }
     }
 }
@@ -225,12 +240,7 @@ mod heap {
                 ptr: Self::alloc(len),
                 len,
                 #[cfg(loom)]
-                shadow: super::loom_shadow::Shadow::new(
-                    crate::layout::HEADER_USED,
-                    layout.control_offset as usize,
-                    layout.control_size as usize,
-                    layout.spec.slot_count as usize,
-                ),
+                shadow: super::loom_shadow::Shadow::new(layout),
             }
         }
 

@@ -207,6 +207,18 @@ vocabulary! {
     }
 }
 
+vocabulary! {
+    /// Why the ordered results reader delivers a frame without a result (result cell `cause`).
+    pub enum SkipCause ("skip cause") {
+        DroppedOldest = 1, "dropped-oldest", "the producer reused the frame's slot before any worker claimed it (drop-oldest)";
+        DroppedNewest = 2, "dropped-newest", "the producer never published the frame: no slot was free (drop-newest)";
+        WorkerDied = 3, "worker-died", "the worker holding the frame died before posting its result";
+        Deadline = 4, "deadline", "no result came within the reader's deadline";
+        NoResult = 5, "no-result", "the worker released the frame without posting a result";
+        Overflow = 6, "overflow", "the reader was a whole results window behind when the frame's fate was decided";
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +245,7 @@ mod tests {
         check::<Pattern>();
         check::<OverflowPolicy>();
         check::<ConsumerKind>();
+        check::<SkipCause>();
         assert_eq!(PixelFormat::from_u32(9), None);
         assert_eq!(ConsumerKind::from_code(0), None, "0 in the entry word means joining, not a kind");
     }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use framebus_core::mpmc::Mpmc;
 use framebus_core::reorder::{Released, ReorderWindow};
-use framebus_core::segment::{ClaimError, EntryStatus, FrameMeta, Reclaim, ReclaimError};
+use framebus_core::segment::{ClaimError, EntryStatus, FrameMeta, Next, PostError, Posted, Reclaim, ReclaimError};
 use framebus_core::spsc::{RingError, SpscLayout};
 use framebus_core::*;
 use loom::thread;
@@ -858,5 +858,100 @@ fn register_races_recycle_after_takeover() {
         }
         drop(p);
         drop(heap);
+    });
+}
+
+/// Results (step 10): a one-slot work queue with 2 result cells of `LEN` bytes, where worker 10
+/// holds frame 0.
+fn worker_holding_frame0_with_results(
+) -> (Arc<HeapRegion>, Segment<'static>, Producer<'static>, Consumer<'static>, Frame) {
+    let (heap, seg) = segment(spec(1).with_results(2, LEN as u32));
+    let mut p = seg.attach_producer(1).unwrap();
+    publish(&mut p, 0).unwrap();
+    let mut w = seg.register(ConsumerKind::Worker, 10).unwrap();
+    let f = w.claim().unwrap();
+    (heap, seg, p, w, f)
+}
+
+/// A worker posts frame 0's result while the reader gives up on it (its deadline): the result
+/// is delivered exactly when the post won (`Ready`), the skip exactly when it lost (`Late`,
+/// counted), never both, and the bytes delivered are the ones posted (loom's causality checker
+/// sees the payload copy ordered through the cell).
+#[test]
+fn post_races_deadline() {
+    static READY: Reached = Reached::new();
+    static LATE: Reached = Reached::new();
+    model(|| {
+        let (_heap, seg, _p, mut w, f) = worker_holding_frame0_with_results();
+        let mut r = seg.attach_reader(2, 0).unwrap();
+        let worker = thread::spawn(move || {
+            let posted = w.post(&f, &[7u8; LEN]).unwrap();
+            w.release(f).unwrap();
+            posted
+        });
+        let skipped = r.skip_head(SkipCause::Deadline);
+        let posted = worker.join().unwrap();
+        let mut out = [0u8; LEN];
+        match r.next(&mut out).unwrap() {
+            Next::Result { seq: 0, len, .. } => {
+                assert_eq!((posted, skipped), (Posted::Ready, false));
+                assert_eq!(&out[..len], &[7u8; LEN]);
+                READY.hit();
+            }
+            Next::Skipped { seq: 0, cause: SkipCause::Deadline } => {
+                assert_eq!((posted, skipped), (Posted::Late, true));
+                assert_eq!(seg.result_counts().0, 1, "the late result is counted");
+                LATE.hit();
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+    READY.assert("the post won");
+    LATE.assert("the deadline won");
+}
+
+/// The reader delivers frame 0's result and opens its cell for seq 2 while a worker posts
+/// frame 2's result into the same cell: the new lap's bytes are written only after the old
+/// lap's copy-out (SYNC POINT result-free; a torn result would be a causality violation).
+#[test]
+fn a_cell_is_reused_only_after_the_reader_copied_it_out() {
+    model(|| {
+        let (_heap, seg) = segment(spec(3).with_results(2, LEN as u32));
+        let mut p = seg.attach_producer(1).unwrap();
+        let mut w = seg.register(ConsumerKind::Worker, 10).unwrap();
+        let mut r = seg.attach_reader(2, 0).unwrap();
+        for seq in 0..3 {
+            publish(&mut p, seq).unwrap();
+        }
+        for seq in 0..2u8 {
+            let f = w.claim().unwrap();
+            assert_eq!(w.post(&f, &[seq; LEN]).unwrap(), Posted::Ready);
+            w.release(f).unwrap();
+        }
+        let f2 = w.claim().unwrap();
+        let worker = thread::spawn(move || {
+            // Frame 2's cell is frame 0's: the post waits (WindowFull) until the reader opened it.
+            loop {
+                match w.post(&f2, &[2u8; LEN]) {
+                    Ok(p) => break p,
+                    Err(PostError::WindowFull) => thread::yield_now(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        });
+        let mut out = [0u8; LEN];
+        for seq in 0..3u64 {
+            loop {
+                match r.next(&mut out).unwrap() {
+                    Next::Result { seq: s, len, .. } => {
+                        assert_eq!((s, &out[..len]), (seq, &[seq as u8; LEN][..]));
+                        break;
+                    }
+                    Next::Pending { .. } => thread::yield_now(),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        assert_eq!(worker.join().unwrap(), Posted::Ready);
     });
 }

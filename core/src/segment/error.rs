@@ -41,15 +41,20 @@ pub enum AttachError {
     },
     /// Owner tokens must be non-zero.
     ZeroToken,
+    /// A results reader was asked of a segment without a results area.
+    NoResults,
 }
 
 impl fmt::Display for AttachError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Busy { owner } => {
-                write!(f, "segment already has a producer (owner {owner:#x}); stop it, or take over if it is dead")
+                write!(f, "segment already has that endpoint (owner {owner:#x}); stop it, or take over if it is dead")
             }
             Self::ZeroToken => write!(f, "owner token 0 is reserved for 'no owner'"),
+            Self::NoResults => {
+                write!(f, "the segment has no results area: create it with results (SegmentSpec::with_results)")
+            }
         }
     }
 }
@@ -190,3 +195,66 @@ impl fmt::Display for ReclaimError {
     }
 }
 impl core::error::Error for ReclaimError {}
+
+/// Why [`Consumer::post`](super::Consumer::post) did not post.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PostError {
+    /// The segment has no results area.
+    NoResults,
+    /// This consumer does not hold the frame (post before release).
+    NotHeld,
+    /// The result is longer than the segment's `result_max`.
+    TooLarge {
+        /// bytes offered
+        len: usize,
+        /// the segment's maximum
+        max: u32,
+    },
+    /// The reader is a whole results window behind: retry shortly, or give up.
+    WindowFull,
+    /// The frame already has a result.
+    Duplicate,
+    /// From the consumer's bracket or the cell: evicted, contended, corrupt.
+    Claim(ClaimError),
+}
+
+impl fmt::Display for PostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoResults => write!(f, "the segment has no results area: create it with results to post them"),
+            Self::NotHeld => write!(f, "post a result while holding its frame (before releasing it)"),
+            Self::TooLarge { len, max } => write!(f, "result of {len} bytes exceeds the segment's {max}-byte maximum: create the segment with a larger result size"),
+            Self::WindowFull => write!(f, "the results reader is a whole window behind; retry, or the result is lost (counted)"),
+            Self::Duplicate => write!(f, "this frame already has a result"),
+            Self::Claim(e) => e.fmt(f),
+        }
+    }
+}
+impl core::error::Error for PostError {}
+
+/// Why [`ResultReader::next`](super::ResultReader::next) failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadError {
+    /// The buffer cannot hold the head result (nothing was consumed).
+    BufferTooSmall {
+        /// bytes needed
+        need: usize,
+    },
+    /// A cell holds impossible values (a misbehaving peer).
+    Corrupt,
+    /// Another reader took over this segment's results.
+    Superseded,
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BufferTooSmall { need } => write!(f, "result buffer too small: the head result has {need} bytes"),
+            Self::Corrupt => {
+                write!(f, "a result cell holds impossible values (misbehaving peer); recreate the segment")
+            }
+            Self::Superseded => write!(f, "another results reader took over this segment"),
+        }
+    }
+}
+impl core::error::Error for ReadError {}

@@ -127,15 +127,17 @@ mod error;
 mod frame;
 mod producer;
 mod reclaim;
+mod results;
 mod state;
 mod wake;
 
 pub use crate::vocab::ConsumerKind;
 pub use consumer::Consumer;
-pub use error::{AttachError, BeginError, ClaimError, CreateError, ReclaimError, RegisterError};
+pub use error::{AttachError, BeginError, ClaimError, CreateError, PostError, ReadError, ReclaimError, RegisterError};
 pub use frame::{content_checksum, Frame, FrameMeta, FLAG_CHECKSUM};
 pub use producer::{PendingSlot, Producer, Published, WriteSlot};
 pub use reclaim::{Reclaim, Reclaimed};
+pub use results::{CellState, Next, Posted, ResultReader};
 pub use state::{EntryState, EntryStatus, SlotKind, SlotState};
 // The protocol's private vocabulary (word encodings, helpers), shared by every file of it.
 use state::*;

@@ -200,6 +200,11 @@ impl<'a> Segment<'a> {
         self.ctl(ctl::RECLAIMED).fetch_add(u64::from(cleared), Ordering::Relaxed);
         // A Contended sweep leaves the entry RECLAIMING: any later reclaim or reap finishes it.
         out?;
+        // A poster that died mid-copy leaves its cell WRITING: skip it (worker-died), so the
+        // ordered reader never waits for it. Validated the same way as the holds.
+        if self.has_results() {
+            self.resolve_dead_posts(idx, gen)?;
+        }
         if die == 2 {
             return Ok(None);
         }

@@ -6,6 +6,7 @@
 mod header;
 mod model;
 mod protocol;
+mod results;
 mod rings;
 mod scribbler;
 mod stress;
