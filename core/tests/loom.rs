@@ -955,3 +955,56 @@ fn a_cell_is_reused_only_after_the_reader_copied_it_out() {
         assert_eq!(worker.join().unwrap(), Posted::Ready);
     });
 }
+
+/// DropOldest on a one-slot work queue: the producer reuses frame 0's slot for frame 1 while a
+/// worker claims (frame 0, or frame 1 if 0 was already dropped) and posts, and the reader
+/// waits on frame 0. Frame 0 comes out as the worker's result exactly when the worker got it,
+/// and otherwise as dropped-oldest — never overflow, which would mean the drop left its slot
+/// before its cell said so.
+#[test]
+fn drop_oldest_races_a_worker_and_the_reader_sees_the_right_cause() {
+    static GOT_IT: Reached = Reached::new();
+    static DROPPED: Reached = Reached::new();
+    model(|| {
+        let spec = spec(1).with_policy(OverflowPolicy::DropOldest).with_results(2, LEN as u32);
+        let (_heap, seg) = segment(spec);
+        let mut p = seg.attach_producer(1).unwrap();
+        publish(&mut p, 0).unwrap();
+        let mut w = seg.register(ConsumerKind::Worker, 10).unwrap();
+        let mut r = seg.attach_reader(2, 0).unwrap();
+        let worker = thread::spawn(move || match w.claim() {
+            Ok(f) => {
+                let seq = f.seq;
+                let posted = w.post(&f, &[seq as u8; LEN]).unwrap();
+                w.release(f).unwrap();
+                Some((seq, posted))
+            }
+            Err(ClaimError::Empty) => None,
+            Err(e) => panic!("{e}"),
+        });
+        let producer = thread::spawn(move || {
+            let _ = publish(&mut p, 1);
+        });
+        // One look while the others run (the race with the drop), then one after they are done.
+        let mut out = [0u8; LEN];
+        let early = r.next(&mut out).unwrap();
+        let got = worker.join().unwrap();
+        producer.join().unwrap();
+        assert!(got.is_none_or(|(_, posted)| posted == Posted::Ready), "{got:?} after the reader saw {early:?}");
+        let got = got.map(|(seq, _)| seq);
+        let first = match early {
+            Next::Pending { .. } => r.next(&mut out).unwrap(),
+            n => n,
+        };
+        match (first, got) {
+            (Next::Result { seq: 0, len, .. }, Some(0)) => {
+                assert_eq!(&out[..len], &[0u8; LEN]);
+                GOT_IT.hit();
+            }
+            (Next::Skipped { seq: 0, cause: SkipCause::DroppedOldest }, None | Some(1)) => DROPPED.hit(),
+            other => panic!("frame 0 came out as {other:?}"),
+        }
+    });
+    GOT_IT.assert("the worker claimed frame 0 first");
+    DROPPED.assert("the producer dropped frame 0 first");
+}

@@ -541,6 +541,12 @@ impl<'a> Consumer<'a> {
     pub fn release(&mut self, frame: Frame) -> Result<bool, ClaimError> {
         self.bracket(
             |c| {
+                if c.kind == ConsumerKind::Worker {
+                    // A worker that releases without posting: the frame's fate is "no result",
+                    // written before the frame leaves the slot (nothing if it posted).
+                    c.holding(&frame)?;
+                    c.seg.mark_skip(frame.seq, crate::vocab::SkipCause::NoResult);
+                }
                 let freed = c.unhold(&frame)?;
                 // Saturating: a count a peer's bit flips drove to 0 must not wrap.
                 c.holds = c.holds.saturating_sub(1);

@@ -2,6 +2,7 @@
 //! overflow policy, writing it, publishing it, and giving it back unpublished.
 
 use super::*;
+use crate::vocab::SkipCause;
 
 impl<'a> Segment<'a> {
     /// Attaches the one producer, identified by a non-zero platform `token`.
@@ -66,6 +67,9 @@ impl<'a> Segment<'a> {
         // producer alive after all, its missed wake-ups cost it one sleep slice, not a hang:
         // the platform's waits are bounded.) Relaxed: a hint, as in `retire_sleeper`.
         self.ctl(ctl::SPACE_WAITERS).store(0, Ordering::Relaxed);
+        // A drop the dead producer left half-decided (a DROPPING result cell): decide it from
+        // the slots, before this producer takes any.
+        self.resolve_dropping();
         // Recovery: slots the previous producer was writing, or had marked READY without
         // advancing `write_pos` (so no consumer can have seen them), become FREE again.
         for s in 0..self.layout.spec.slot_count {
@@ -259,7 +263,16 @@ impl<'a> Producer<'a> {
             match best {
                 Some((s, st, pos)) => {
                     let drop = pos >= min_cursor;
-                    if let Some(state) = self.try_take(s, st, drop) {
+                    // A frame's fate goes into its result cell before it leaves its slot: mark
+                    // the cell DROPPING, take the slot, then say which way it went.
+                    // Relaxed: the descriptor is this producer's (or ordered by the takeover).
+                    let seq = self.seg.slot_word(s, ctl::slot::SEQ).load(Ordering::Relaxed);
+                    let marked = drop && self.begin_dropping(seq);
+                    let taken = self.try_take(s, st, drop);
+                    if marked {
+                        self.end_dropping(seq, taken.is_some());
+                    }
+                    if let Some(state) = taken {
                         return Ok(WriteSlot { producer: self, slot: s, state, dropped_oldest: drop });
                     }
                     // Lost a race with a consumer: look again.
@@ -286,7 +299,11 @@ impl<'a> Producer<'a> {
         let next = SlotState { gen: (st.gen + 1) & GEN_MASK, kind: SlotKind::Writing, holders: 0 };
         // SYNC POINT slot-release: Acquire pairs with the Release CAS of the last holder in
         // `Consumer::release` / `Segment::clear_holds`: their payload reads happen before our writes.
-        w.compare_exchange(st.encode(), next.encode(), Ordering::Acquire, Ordering::Relaxed).ok()?;
+        // SYNC POINT drop-mark: the Release half orders a DROPPING result cell (marked just
+        // before, `begin_dropping`) before the slot leaves READY: a reader whose Acquire scan in
+        // `Segment::frame_in_flight` sees the slot taken also sees the mark, and never calls the
+        // drop an overflow.
+        w.compare_exchange(st.encode(), next.encode(), Ordering::AcqRel, Ordering::Relaxed).ok()?;
         if drop {
             let d = self.seg.ctl(ctl::DROPPED_OLDEST);
             // Written only by the producer: a load/store pair is enough. Release pairs with the
@@ -299,6 +316,8 @@ impl<'a> Producer<'a> {
 
     pub(super) fn drop_newest(&mut self) -> BeginError {
         let seq = self.next_seq;
+        // Before `next_seq` says the frame was issued: the reader never sees it unmarked.
+        self.seg.mark_skip(seq, SkipCause::DroppedNewest);
         self.next_seq = seq.wrapping_add(1);
         let d = self.seg.ctl(ctl::DROPPED_NEWEST);
         // Written only by the producer; stored before `next_seq` (see `take_over_producer`).

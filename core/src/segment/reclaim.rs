@@ -182,6 +182,16 @@ impl<'a> Segment<'a> {
         let mut cleared = 0;
         let mut out = Ok(());
         for s in 0..self.layout.spec.slot_count {
+            // A worker's frame leaves its slot here: its fate (the worker died) goes into its
+            // result cell first. Only for a TAKEN slot with our bit (a work-queue frame this
+            // entry claimed); validated like the clear below, so never for the next occupant.
+            if self.has_results() {
+                let st = SlotState::decode(self.slot_word(s, ctl::slot::STATE).load(Ordering::Acquire));
+                if st.kind == SlotKind::Taken && st.holders & bit != 0 && self.reclaiming(idx, gen) {
+                    let seq = self.slot_word(s, ctl::slot::SEQ).load(Ordering::Relaxed);
+                    self.mark_skip(seq, crate::vocab::SkipCause::WorkerDied);
+                }
+            }
             // SYNC POINT slot-release (by reclaim): as in `Consumer::release`.
             let held = |w| {
                 let st = SlotState::decode(w);

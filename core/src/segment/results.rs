@@ -10,7 +10,8 @@
 //! | +128 | the result's bytes |
 //!
 //! Status: OPEN (0: waiting for the frame's fate), WRITING (1: poster `poster` is copying),
-//! READY (2), SKIPPED (3, with `cause`). Only the reader opens a cell for its next lap, after it
+//! READY (2), SKIPPED (3, with `cause`), DROPPING (4: the producer is taking the frame's slot
+//! back under DropOldest). Only the reader opens a cell for its next lap, after it
 //! has delivered the lap before (SYNC POINT `result-free`); so a cell is written for one seq at
 //! a time, and memory is `R` cells.
 //!
@@ -31,6 +32,8 @@ pub(super) const R_OPEN: u64 = 0;
 pub(super) const R_WRITING: u64 = 1;
 pub(super) const R_READY: u64 = 2;
 pub(super) const R_SKIPPED: u64 = 3;
+/// The producer is taking the frame's slot back (DropOldest) and decides in a moment.
+pub(super) const R_DROPPING: u64 = 4;
 const LAP_SHIFT: u32 = 16;
 
 /// A result cell's state word, decoded.
@@ -38,7 +41,7 @@ const LAP_SHIFT: u32 = 16;
 pub struct CellState {
     /// How many times the reader has gone round the cells before this one's seq.
     pub lap: u64,
-    /// 0 OPEN, 1 WRITING, 2 READY, 3 SKIPPED; other values are corrupt.
+    /// 0 OPEN, 1 WRITING, 2 READY, 3 SKIPPED, 4 DROPPING; other values are corrupt.
     pub status: u8,
     /// The consumer entry copying a result in (WRITING).
     pub poster: u8,
@@ -174,19 +177,22 @@ impl<'a> Segment<'a> {
     }
 
     /// True when some slot holds frame `seq` (READY or TAKEN with that seq): it may still get a
-    /// result. Reads each slot's state, its seq, then the state again (the descriptor is written
-    /// only while WRITING, so an unchanged state word vouches for the seq read in between).
+    /// result. Reads each slot's state, its seq, then the state again: the descriptor is written
+    /// only while WRITING, so an unchanged *generation* vouches for the seq read in between (the
+    /// kind may go READY → TAKEN meanwhile, a claim: the frame is still there).
     pub(super) fn frame_in_flight(&self, seq: u64) -> bool {
         (0..self.layout.spec.slot_count).any(|s| {
             let w = self.slot_word(s, ctl::slot::STATE);
+            let live = |st: SlotState| matches!(st.kind, SlotKind::Ready | SlotKind::Taken);
             // Acquire: pairs with the Release store of READY in `WriteSlot::publish`.
-            let st = w.load(Ordering::Acquire);
-            let kind = SlotState::decode(st).kind;
-            if !matches!(kind, SlotKind::Ready | SlotKind::Taken) {
+            // SYNC POINT drop-mark: and with the Release half of the producer's `try_take`.
+            let st = SlotState::decode(w.load(Ordering::Acquire));
+            if !live(st) {
                 return false;
             }
             let s_seq = self.slot_word(s, ctl::slot::SEQ).load(Ordering::Relaxed);
-            s_seq == seq && w.load(Ordering::Acquire) == st
+            let again = SlotState::decode(w.load(Ordering::Acquire));
+            s_seq == seq && again.gen == st.gen && live(again)
         })
     }
 
@@ -204,6 +210,85 @@ impl<'a> Segment<'a> {
             self.clear_validated(self.cell_word(k, CELL_STATE), idx, gen, dead)?;
         }
         Ok(())
+    }
+}
+
+impl Segment<'_> {
+    /// Marks frame `seq` SKIPPED with `cause` if its cell is OPEN for it (the fate of a frame is
+    /// written before the frame leaves its slot: see the module doc). Does nothing without a
+    /// results area, or when the cell is not open for `seq` (the reader is a window behind: it
+    /// will call the frame overflow), or already decided.
+    pub(super) fn mark_skip(&self, seq: u64, cause: SkipCause) {
+        if !self.has_results() {
+            return;
+        }
+        let lap = self.cell_lap(seq);
+        let open = CellState::word(lap, R_OPEN, 0, 0);
+        // AcqRel: a poster or the reader that finds the mark sees the frame's fate decided;
+        // nothing else travels with it.
+        let _ = self.cell_word(seq, CELL_STATE).compare_exchange(
+            open,
+            CellState::word(lap, R_SKIPPED, 0, cause as u64),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Resolves every DROPPING cell a dead producer left: OPEN again when a slot still holds
+    /// its frame (the drop did not happen), else SKIPPED as dropped-oldest. Run by a takeover,
+    /// before the new producer touches a slot.
+    pub(super) fn resolve_dropping(&self) {
+        if !self.has_results() {
+            return;
+        }
+        for k in 0..u64::from(self.layout.spec.result_cells) {
+            let w = self.cell_word(k, CELL_STATE);
+            let cur = w.load(Ordering::Acquire);
+            let c = CellState::decode(cur);
+            if c.status != R_DROPPING as u8 {
+                continue;
+            }
+            let seq = c.lap * u64::from(self.layout.spec.result_cells) + k;
+            let to = if self.frame_in_flight(seq) {
+                CellState::word(c.lap, R_OPEN, 0, 0)
+            } else {
+                CellState::word(c.lap, R_SKIPPED, 0, SkipCause::DroppedOldest as u64)
+            };
+            let _ = w.compare_exchange(cur, to, Ordering::AcqRel, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Producer<'_> {
+    /// DropOldest, step 1: announce that frame `seq`'s slot is being taken back. Returns whether
+    /// the cell is now DROPPING (false: no results area, or the cell was not open for `seq`).
+    pub(super) fn begin_dropping(&self, seq: u64) -> bool {
+        if !self.seg.has_results() {
+            return false;
+        }
+        let lap = self.seg.cell_lap(seq);
+        self.seg
+            .cell_word(seq, CELL_STATE)
+            .compare_exchange(
+                CellState::word(lap, R_OPEN, 0, 0),
+                CellState::word(lap, R_DROPPING, 0, 0),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
+    /// DropOldest, step 2: the slot CAS decided. `dropped`: SKIPPED as dropped-oldest; else
+    /// OPEN again (a worker took the frame first). Only the producer moves a DROPPING cell.
+    pub(super) fn end_dropping(&self, seq: u64, dropped: bool) {
+        let lap = self.seg.cell_lap(seq);
+        let to = if dropped {
+            CellState::word(lap, R_SKIPPED, 0, SkipCause::DroppedOldest as u64)
+        } else {
+            CellState::word(lap, R_OPEN, 0, 0)
+        };
+        // Release: a poster or reader that sees OPEN or SKIPPED again sees the slot's fate.
+        self.seg.cell_word(seq, CELL_STATE).store(to, Ordering::Release);
     }
 }
 
@@ -255,6 +340,12 @@ impl Consumer<'_> {
                         // Skipped (and perhaps already recycled by the reader): late.
                         seg.ctl(ctl::LATE_RESULTS).fetch_add(1, Ordering::Relaxed);
                         return Ok(Ok(Posted::Late));
+                    }
+                    if st.status == R_DROPPING as u8 {
+                        // The producer decides in a moment (two CASes): look again.
+                        crate::sync::spin_loop();
+                        cur = w.load(Ordering::Acquire);
+                        continue;
                     }
                     if st.status != R_OPEN as u8 {
                         return Ok(Err(if st.status <= R_READY as u8 {
@@ -380,7 +471,7 @@ impl<'a> ResultReader<'a> {
                     self.advance(lap)?;
                     return Ok(Next::Skipped { seq: h, cause });
                 }
-                R_OPEN | R_WRITING => {
+                R_OPEN | R_WRITING | R_DROPPING => {
                     if let Some(end) = seg.end_seq() {
                         if h >= end {
                             return Ok(Next::End { seq: end });

@@ -1,6 +1,6 @@
 //! Results in frame order (layout v3): posting, the ordered reader, its skips, the end of the
 //! stream, and a poster that dies mid-copy.
-use framebus_core::segment::{FrameMeta, Next, PostError, Posted, Reclaim};
+use framebus_core::segment::{BeginError, FrameMeta, Next, PostError, Posted, Reclaim};
 use framebus_core::*;
 
 fn setup(slots: u32, cells: u32) -> (HeapRegion, SegmentSpec) {
@@ -59,9 +59,9 @@ fn posts_are_checked_and_the_reader_skips_what_will_never_come() {
     publish(&mut p);
     let f = w.claim().unwrap();
     assert_eq!(w.post(&f, &[0; 33]), Err(PostError::TooLarge { len: 33, max: 32 }));
-    // Released without a post: in no slot, cell open: skipped at once, never waited for.
+    // Released without a post: marked at the release, skipped at once, never waited for.
     w.release(f).unwrap();
-    assert!(matches!(next(&mut r).0, Next::Skipped { seq: 0, .. }));
+    assert_eq!(next(&mut r).0, Next::Skipped { seq: 0, cause: SkipCause::NoResult });
     // The deadline: the reader gives up on frame 1; the worker's post is then late, counted.
     publish(&mut p);
     let f = w.claim().unwrap();
@@ -125,4 +125,41 @@ fn results_need_a_results_area() {
     assert_eq!(w.post(&f, b"x"), Err(PostError::NoResults));
     assert!(matches!(seg.attach_reader(3, 0), Err(segment::AttachError::NoResults)));
     w.release(f).unwrap();
+}
+
+#[test]
+fn drops_and_deaths_are_known_at_once_with_their_cause() {
+    // DropNewest: a frame never published is marked before it counts as issued.
+    let (heap, spec) = setup(1, 8);
+    let spec = spec.with_policy(OverflowPolicy::DropNewest);
+    let seg = Segment::create(heap.region(), &spec, Creator::default()).unwrap();
+    let mut p = seg.attach_producer(1).unwrap();
+    let mut r = seg.attach_reader(3, 0).unwrap();
+    let mut w = seg.register(ConsumerKind::Worker, 7).unwrap();
+    publish(&mut p);
+    assert!(matches!(p.begin(), Err(BeginError::DroppedNewest { seq: 1 })), "the one slot is READY");
+    let f0 = w.claim().unwrap();
+    w.post(&f0, b"zero").unwrap();
+    w.release(f0).unwrap();
+    assert_eq!(next(&mut r).0, Next::Result { seq: 0, epoch: 1, len: 4 });
+    assert_eq!(next(&mut r).0, Next::Skipped { seq: 1, cause: SkipCause::DroppedNewest });
+    // A worker that dies holding frame 2 (without posting): its reclaim marks it.
+    publish(&mut p);
+    let _f2 = w.claim().unwrap();
+    assert_eq!(next(&mut r).0, Next::Pending { seq: 2, offered: true });
+    seg.reclaim(w.index(), w.generation(), Reclaim::Dead { owner: 7 }).unwrap();
+    assert_eq!(next(&mut r).0, Next::Skipped { seq: 2, cause: SkipCause::WorkerDied });
+
+    // DropOldest: the unclaimed frame whose slot is reused is marked by the producer.
+    let (heap, spec) = setup(1, 8);
+    let spec = spec.with_policy(OverflowPolicy::DropOldest);
+    let seg = Segment::create(heap.region(), &spec, Creator::default()).unwrap();
+    let mut p = seg.attach_producer(1).unwrap();
+    let mut r = seg.attach_reader(3, 0).unwrap();
+    publish(&mut p);
+    let slot = p.begin().unwrap();
+    assert_eq!(slot.dropped_seq(), Some(0));
+    assert_eq!(next(&mut r).0, Next::Skipped { seq: 0, cause: SkipCause::DroppedOldest });
+    slot.publish(FrameMeta::default());
+    assert_eq!(next(&mut r).0, Next::Pending { seq: 1, offered: true });
 }
