@@ -337,7 +337,8 @@ impl Consumer<'_> {
                         return Ok(Err(PostError::WindowFull));
                     }
                     if st.lap > lap || st.status == R_SKIPPED as u8 {
-                        // Skipped (and perhaps already recycled by the reader): late.
+                        // Skipped, or the reader has already passed the frame (its cell is on a
+                        // later lap: delivered or skipped, which we cannot tell any more): late.
                         seg.ctl(ctl::LATE_RESULTS).fetch_add(1, Ordering::Relaxed);
                         return Ok(Ok(Posted::Late));
                     }

@@ -7,6 +7,7 @@ mod header;
 mod model;
 mod protocol;
 mod results;
+mod results_model;
 mod rings;
 mod scribbler;
 mod stress;
