@@ -204,7 +204,6 @@ fn run(policy: OverflowPolicy, slots: u32, cells: u32, ops: Vec<Op>) -> Result<(
                     }
                     free += 1;
                 }
-                drop(c);
                 // A new process takes the dead worker's place.
                 next_token += 1;
                 tokens[w] = next_token;
