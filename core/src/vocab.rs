@@ -269,6 +269,13 @@ mod tests {
         row::<OverflowPolicy>(doc, "| `policy` |");
         row::<PixelFormat>(doc, "| `pixel_format` |");
         row::<ConsumerKind>(doc, "| `kind` |");
+        // The skip causes are listed in the text of §6b, on the line that introduces them.
+        let causes = doc.lines().skip_while(|l| !l.contains("`cause`: 1")).take(2).collect::<heapless::Vec<&str, 2>>();
+        for c in SkipCause::ALL {
+            let mut want: heapless::String<32> = heapless::String::new();
+            core::fmt::write(&mut want, format_args!("{} `{}`", c.code(), c.name())).unwrap();
+            assert!(causes.iter().any(|l| l.contains(want.as_str())), "LAYOUT.md §6b lacks {want}");
+        }
     }
 
     #[test]
