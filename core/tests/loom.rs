@@ -1008,3 +1008,47 @@ fn drop_oldest_races_a_worker_and_the_reader_sees_the_right_cause() {
     GOT_IT.assert("the worker claimed frame 0 first");
     DROPPED.assert("the producer dropped frame 0 first");
 }
+
+/// The reader's sleep handshake: a worker posts frame 0's result while the reader finds its
+/// head pending and goes to sleep. Either the reader's re-check sees the result, or the poster
+/// sees the sleeper and bumps the wake word — never neither (a lost wake-up would leave the
+/// ordered output stalled with a result in its cell).
+#[test]
+fn results_sleep_handshake_loses_no_wakeup() {
+    use loom::sync::atomic::{AtomicBool, Ordering};
+    model(|| {
+        let (_heap, seg, _p, mut w, f) = worker_holding_frame0_with_results();
+        let mut r = seg.attach_reader(2, 0).unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let d2 = done.clone();
+        let worker = thread::spawn(move || {
+            w.post(&f, &[3u8; LEN]).unwrap();
+            d2.store(true, Ordering::Release);
+            w.release(f).unwrap();
+        });
+        let (wake, _) = seg.results_wake_words();
+        let mut out = [0u8; LEN];
+        'outer: loop {
+            if let Next::Result { seq: 0, .. } = r.next(&mut out).unwrap() {
+                break;
+            }
+            let seen = r.announce_sleep();
+            if let Next::Result { seq: 0, .. } = r.next(&mut out).unwrap() {
+                r.retire_sleep();
+                break;
+            }
+            loop {
+                if wake.load(framebus_core::sync::Ordering::Acquire) as u32 != seen {
+                    r.retire_sleep();
+                    continue 'outer;
+                }
+                if done.load(Ordering::Acquire) {
+                    assert_ne!(wake.load(framebus_core::sync::Ordering::Acquire) as u32, seen, "lost wake-up");
+                }
+                thread::yield_now();
+            }
+        }
+        assert_eq!(out, [3u8; LEN]);
+        worker.join().unwrap();
+    });
+}

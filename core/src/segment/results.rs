@@ -176,6 +176,20 @@ impl<'a> Segment<'a> {
         self.ctl(ctl::RESULT_OVERFLOW).fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The reader's wake word (low 32 bits are the futex word) and its sleeper word (1 while
+    /// the reader sleeps), for the platform.
+    pub fn results_wake_words(&self) -> (&'a AtomicU64, &'a AtomicU64) {
+        (self.ctl(ctl::RESULTS_WAKE), self.ctl(ctl::RESULTS_WAITERS))
+    }
+
+    /// The waker's half of the reader's sleep handshake, after a cell got its fate: true when
+    /// the reader sleeps (the wake word was bumped; the platform must wake it).
+    pub(super) fn wake_reader(&self) -> bool {
+        // SYNC POINT wake (results): the fence and the Release bump inside pair with the
+        // reader's announce (SeqCst store, fence) and Acquire load in `ResultReader::announce_sleep`.
+        self.has_results() && self.bump_if_waiters(ctl::RESULTS_WAKE, ctl::RESULTS_WAITERS, SPACE_SLEEPERS)
+    }
+
     /// True when some slot holds frame `seq` (READY or TAKEN with that seq): it may still get a
     /// result. Reads each slot's state, its seq, then the state again: the descriptor is written
     /// only while WRITING, so an unchanged *generation* vouches for the seq read in between (the
@@ -207,7 +221,9 @@ impl<'a> Segment<'a> {
                 (c.status == R_WRITING as u8 && u32::from(c.poster) == idx)
                     .then(|| CellState::word(c.lap, R_SKIPPED, 0, SkipCause::WorkerDied as u64))
             };
-            self.clear_validated(self.cell_word(k, CELL_STATE), idx, gen, dead)?;
+            if self.clear_validated(self.cell_word(k, CELL_STATE), idx, gen, dead)? {
+                self.wake_reader();
+            }
         }
         Ok(())
     }
@@ -226,12 +242,18 @@ impl Segment<'_> {
         let open = CellState::word(lap, R_OPEN, 0, 0);
         // AcqRel: a poster or the reader that finds the mark sees the frame's fate decided;
         // nothing else travels with it.
-        let _ = self.cell_word(seq, CELL_STATE).compare_exchange(
-            open,
-            CellState::word(lap, R_SKIPPED, 0, cause as u64),
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        );
+        let marked = self
+            .cell_word(seq, CELL_STATE)
+            .compare_exchange(
+                open,
+                CellState::word(lap, R_SKIPPED, 0, cause as u64),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok();
+        if marked {
+            self.wake_reader();
+        }
     }
 
     /// Resolves every DROPPING cell a dead producer left: OPEN again when a slot still holds
@@ -289,6 +311,9 @@ impl Producer<'_> {
         };
         // Release: a poster or reader that sees OPEN or SKIPPED again sees the slot's fate.
         self.seg.cell_word(seq, CELL_STATE).store(to, Ordering::Release);
+        if dropped {
+            self.seg.wake_reader();
+        }
     }
 }
 
@@ -377,7 +402,10 @@ impl Consumer<'_> {
                     // have resolved the cell meanwhile.
                     let ready = CellState::word(lap, R_READY, 0, 0);
                     return Ok(match w.compare_exchange(writing, ready, Ordering::Release, Ordering::Relaxed) {
-                        Ok(_) => Ok(Posted::Ready),
+                        Ok(_) => {
+                            seg.wake_reader();
+                            Ok(Posted::Ready)
+                        }
                         Err(_) => Err(PostError::Claim(ClaimError::Evicted)),
                     });
                 }
@@ -493,6 +521,25 @@ impl<'a> ResultReader<'a> {
             }
         }
         Err(ReadError::Corrupt)
+    }
+
+    /// The reader's half of its sleep handshake (the waker's half is `wake_reader`, run by every
+    /// post and mark): reads the wake word, says the reader sleeps, and issues a SeqCst fence.
+    /// The caller must then call [`ResultReader::next`] again and sleep only if the head is still
+    /// pending, while the wake word equals the returned value; then [`ResultReader::retire_sleep`].
+    pub fn announce_sleep(&self) -> u32 {
+        let (wake, waiters) = self.seg.results_wake_words();
+        // SYNC POINT wake (results): Acquire pairs with the Release bump in `bump_if_waiters`.
+        let seen = wake.load(Ordering::Acquire) as u32;
+        waiters.store(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        seen
+    }
+
+    /// Withdraws the announce of [`ResultReader::announce_sleep`].
+    pub fn retire_sleep(&self) {
+        // Relaxed: a hint for wakers (one reader, so a store, not a count); nothing travels.
+        self.seg.results_wake_words().1.store(0, Ordering::Relaxed);
     }
 
     /// Gives up on the head frame with `cause` (the caller's deadline passed) if it has no

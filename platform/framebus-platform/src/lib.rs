@@ -389,6 +389,21 @@ impl SharedSegment {
         }
     }
 
+    /// Attaches this process as the segment's ordered results reader, taking over from a dead
+    /// one (it goes on from the shared read head).
+    ///
+    /// # Errors
+    /// [`AttachError::Busy`] when a live reader is attached; [`AttachError::NoResults`].
+    pub fn attach_reader(&self) -> Result<framebus_core::ResultReader<'_>, AttachError> {
+        let me = os::process_token();
+        match self.seg.attach_reader(me, 0) {
+            Err(AttachError::Busy { owner }) if owner != me && !os::is_alive(owner) => {
+                self.seg.attach_reader(me, owner)
+            }
+            r => r,
+        }
+    }
+
     /// Registers this process as a consumer of `kind`. When the table is full, dead consumers
     /// are reaped first.
     ///

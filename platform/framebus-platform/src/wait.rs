@@ -25,7 +25,7 @@ use framebus_core::{Consumer, Frame, Producer, Segment};
 use crate::os;
 pub use crate::reap::{maybe_reap, REAP_CLOCKS, REAP_INTERVAL};
 use crate::wake::wake_frames;
-pub use crate::wake::wake_space;
+pub use crate::wake::{wake_results, wake_space};
 
 /// Claims spun before sleeping (a few microseconds).
 pub const SPIN: u32 = 256;
@@ -155,6 +155,71 @@ pub fn publish(slot: WriteSlot<'_, '_>, meta: FrameMeta, seg: &Segment<'_>) -> P
     p
 }
 
+/// Posts `bytes` as the result of `frame` (held by `consumer`) and wakes the ordered reader.
+/// While the reader is a whole window behind (`WindowFull`), retries for up to `patience`, then
+/// gives up: the loss is counted (`result_overflow`) and `WindowFull` returned.
+///
+/// # Errors
+/// As [`Consumer::post`].
+pub fn post(
+    consumer: &mut Consumer<'_>,
+    frame: &Frame,
+    bytes: &[u8],
+    patience: Duration,
+) -> Result<framebus_core::Posted, framebus_core::PostError> {
+    let give_up = Instant::now() + patience;
+    loop {
+        match consumer.post(frame, bytes) {
+            Err(framebus_core::PostError::WindowFull) if Instant::now() < give_up => {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Err(framebus_core::PostError::WindowFull) => {
+                consumer.segment().note_result_overflow();
+                return Err(framebus_core::PostError::WindowFull);
+            }
+            r => {
+                wake_results(consumer.segment());
+                return r;
+            }
+        }
+    }
+}
+
+/// The ordered reader's next step, sleeping (no busy loop) while its head is pending, at most
+/// `timeout`: a result (copied into `out`), a skip, the end — or `Next::Pending` when the timeout
+/// passed first (the caller decides whether to give up on the head: `skip_head`).
+///
+/// # Errors
+/// As [`framebus_core::ResultReader::next`].
+pub fn next_result(
+    reader: &mut framebus_core::ResultReader<'_>,
+    out: &mut [u8],
+    timeout: Duration,
+) -> Result<framebus_core::Next, framebus_core::ReadError> {
+    use framebus_core::Next;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let n = reader.next(out)?;
+        if !matches!(n, Next::Pending { .. }) {
+            return Ok(n);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(n);
+        }
+        let seen = reader.announce_sleep();
+        let again = reader.next(out);
+        if !matches!(again, Ok(Next::Pending { .. })) {
+            reader.retire_sleep();
+            return again;
+        }
+        // Bounded: the end of a stream whose producer died wakes nobody.
+        let (wake, _) = reader.segment().results_wake_words();
+        os::wait(wake, seen, (deadline - now).min(REAP_INTERVAL));
+        reader.retire_sleep();
+    }
+}
+
 /// Releases `frame` and wakes a producer sleeping for space if needed.
 ///
 /// # Errors
@@ -163,5 +228,7 @@ pub fn release(consumer: &mut Consumer<'_>, frame: Frame) -> Result<(), ClaimErr
     if consumer.release(frame)? {
         wake_space(consumer.segment());
     }
+    // A release without a post marks the frame no-result: the reader may be waiting for it.
+    wake_results(consumer.segment());
     Ok(())
 }

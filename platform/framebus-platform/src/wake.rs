@@ -17,6 +17,20 @@ fn wake((word, waiters): (&AtomicU64, &AtomicU64)) {
     os::wake(word, waiters.load(Ordering::Acquire));
 }
 
+/// Wakes the ordered results reader if it sleeps (after a post, a release or a mark: the core
+/// bumped its wake word when it saw the sleeper).
+pub fn wake_results(seg: &Segment<'_>) {
+    if !seg.has_results() {
+        return;
+    }
+    let (word, waiters) = seg.results_wake_words();
+    // No system call unless the reader sleeps. Acquire: pairs with its SeqCst announce; a reader
+    // that announces after this load re-checks its head and finds what woke nobody.
+    if waiters.load(Ordering::Acquire) != 0 {
+        os::wake(word, 1);
+    }
+}
+
 /// Wakes the consumers sleeping for a frame: the frame-waiter word's low 16 bits are the mask
 /// of sleeping consumer entries.
 pub(crate) fn wake_frames(seg: &Segment<'_>) {

@@ -11,4 +11,5 @@ mod errors;
 mod procs;
 #[cfg(target_os = "linux")]
 mod python;
+mod results;
 mod util;
