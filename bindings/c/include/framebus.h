@@ -85,9 +85,50 @@
 #define FB_KIND_LATEST 3
 
 /**
- * Version of this C ABI; it changes when a signature or struct changes.
+ * Skip cause: the producer reused the frame's slot before any worker claimed it.
  */
-#define FB_ABI_VERSION 1
+#define FB_SKIP_DROPPED_OLDEST 1
+
+/**
+ * Skip cause: the producer never published the frame (no slot was free).
+ */
+#define FB_SKIP_DROPPED_NEWEST 2
+
+/**
+ * Skip cause: the worker holding the frame died before posting.
+ */
+#define FB_SKIP_WORKER_DIED 3
+
+/**
+ * Skip cause: no result came within the reader's deadline (`fb_reader_skip_head`).
+ */
+#define FB_SKIP_DEADLINE 4
+
+/**
+ * Skip cause: the worker released the frame without posting.
+ */
+#define FB_SKIP_NO_RESULT 5
+
+/**
+ * Skip cause: the reader was a whole results window behind when the frame's fate was decided.
+ */
+#define FB_SKIP_OVERFLOW 6
+
+/**
+ * `fb_result.kind`: a result, its bytes in the caller's buffer.
+ */
+#define FB_RESULT_READY 0
+
+/**
+ * `fb_result.kind`: the frame has no result; `fb_result.cause` says why (`FB_SKIP_*`).
+ */
+#define FB_RESULT_SKIPPED 1
+
+/**
+ * Version of this C ABI; it changes when a signature or struct changes (2: results, and
+ * `fb_spec.result_cells` / `result_max`).
+ */
+#define FB_ABI_VERSION 2
 
 /**
  * A worker, subscriber or latest reader (opaque).
@@ -98,6 +139,11 @@ typedef struct fb_consumer fb_consumer;
  * The producer of a segment (opaque).
  */
 typedef struct fb_producer fb_producer;
+
+/**
+ * The ordered results reader of a segment (opaque).
+ */
+typedef struct fb_reader fb_reader;
 
 /**
  * An open segment (opaque; reference counted).
@@ -216,6 +262,32 @@ typedef struct fb_slot {
 } fb_slot;
 
 /**
+ * One step of the ordered results reader (`fb_reader_next`).
+ */
+typedef struct fb_result {
+  /**
+   * Sequence number of the frame.
+   */
+  uint64_t seq;
+  /**
+   * Producer epoch of the frame (results only).
+   */
+  uint64_t epoch;
+  /**
+   * `FB_RESULT_READY` or `FB_RESULT_SKIPPED`.
+   */
+  uint32_t kind;
+  /**
+   * `FB_SKIP_*` when skipped, else 0.
+   */
+  uint32_t cause;
+  /**
+   * Bytes copied into the caller's buffer (results only).
+   */
+  size_t len;
+} fb_result;
+
+/**
  * What to create: frame geometry, slot count, pattern and policy.
  */
 typedef struct fb_spec {
@@ -251,6 +323,14 @@ typedef struct fb_spec {
    * Permission bits of the shared-memory object; 0 means 0600 (owner only).
    */
   uint32_t mode;
+  /**
+   * Result cells for ordered results (0: none; else a power of two; work queue only).
+   */
+  uint32_t result_cells;
+  /**
+   * Bytes per result; 0 means 4096.
+   */
+  uint32_t result_max;
 } fb_spec;
 
 /**
@@ -338,6 +418,17 @@ typedef struct fb_segment_info {
  * counted; `slot.seq` / `*seq_out` names it. Go on with the next frame.
  */
 #define FB_DROPPED 2
+
+/**
+ * `fb_consumer_post`: the frame was already given up on (its deadline passed, or the reader
+ * has moved past it); the result is counted as late and dropped.
+ */
+#define FB_LATE 3
+
+/**
+ * `fb_reader_next`: the producer finished; every result has been delivered.
+ */
+#define FB_END 4
 
 /**
  * A null pointer, an unknown enum value, a bad spec, or a call out of order.
@@ -559,6 +650,69 @@ fb_status fb_producer_abandon(struct fb_producer *p);
  * `fb_frame_meta`; `seq_out` is NULL or writable.
  */
 fb_status fb_producer_write(struct fb_producer *p, const uint8_t *data, size_t len, const struct fb_frame_meta *meta, uint32_t timeout_ms, uint64_t *seq_out);
+
+/**
+ * Ends the stream after the last frame issued, then closes the producer: the results reader
+ * gets `FB_END` once it has delivered every frame, and sleeping consumers wake. NULL is
+ * ignored.
+ *
+ * # Safety
+ * `p` is NULL or a live producer handle, not used afterwards.
+ */
+void fb_producer_finish(struct fb_producer *p);
+
+/**
+ * Posts `len` bytes at `bytes` as the result of `frame`, which `c` holds (post, then release).
+ * Waits up to `timeout_ms` while the reader is a whole results window behind. `FB_OK`;
+ * `FB_LATE` when the frame was already given up on (counted, dropped); `FB_TIMED_OUT` when the
+ * window stayed full (the loss is counted); `FB_ERR_UNSUPPORTED` without a results area;
+ * `FB_ERR_INVALID_ARGUMENT` for a result above the segment's maximum, or a second post.
+ *
+ * # Safety
+ * `c` is a live consumer handle; `frame` points to an `fb_frame` from `fb_consumer_claim`;
+ * `bytes` is readable for `len` bytes (or NULL with `len` 0).
+ */
+fb_status fb_consumer_post(struct fb_consumer *c, const struct fb_frame *frame, const uint8_t *bytes, size_t len, uint32_t timeout_ms);
+
+/**
+ * Attaches as the segment's ordered results reader (taking over from a dead one; it goes on
+ * where that one stopped). `FB_ERR_BUSY` while a live reader is attached;
+ * `FB_ERR_UNSUPPORTED` for a segment without a results area.
+ *
+ * # Safety
+ * `seg` is a live segment handle; `out` is writable.
+ */
+fb_status fb_reader_open(const struct fb_segment *seg, struct fb_reader **out);
+
+/**
+ * Detaches and frees the reader. NULL is ignored.
+ *
+ * # Safety
+ * `r` is NULL or a live reader handle, not used afterwards.
+ */
+void fb_reader_close(struct fb_reader *r);
+
+/**
+ * The next frame in order, waiting up to `timeout_ms` for its fate: `FB_OK` with `*out` filled
+ * (a result, its bytes copied into `buf`, or a skip with its cause); `FB_TIMED_OUT` while the
+ * head frame has no fate yet (call again, or give up on it with `fb_reader_skip_head`);
+ * `FB_END` after the last frame of a finished stream. `FB_ERR_INVALID_ARGUMENT` when `cap` is
+ * smaller than the result (nothing is consumed: call again with a bigger buffer).
+ *
+ * # Safety
+ * `r` is a live reader handle; `buf` is writable for `cap` bytes; `out` is writable.
+ */
+fb_status fb_reader_next(struct fb_reader *r, uint8_t *buf, size_t cap, uint32_t timeout_ms, struct fb_result *out);
+
+/**
+ * Gives up on the head frame with `cause` (normally `FB_SKIP_DEADLINE`): `FB_OK` when it is now
+ * skipped (the next `fb_reader_next` delivers the skip); `FB_ERR_BUSY` when it could not be (a
+ * result is being written, or the frame already has its fate).
+ *
+ * # Safety
+ * `r` is a live reader handle.
+ */
+fb_status fb_reader_skip_head(struct fb_reader *r, uint32_t cause);
 
 /**
  * A spec with the defaults: work queue, Block, 8 consumers, mode 0600.

@@ -63,6 +63,32 @@ impl From<ClaimError> for Failure {
     }
 }
 
+impl From<framebus_core::PostError> for Failure {
+    fn from(e: framebus_core::PostError) -> Self {
+        use framebus_core::PostError;
+        let code = match e {
+            PostError::NoResults => FB_ERR_UNSUPPORTED,
+            PostError::NotHeld => FB_ERR_NOT_HELD,
+            PostError::TooLarge { .. } | PostError::Duplicate => FB_ERR_INVALID_ARGUMENT,
+            PostError::WindowFull => FB_TIMED_OUT,
+            PostError::Claim(c) => return Failure::from(c),
+        };
+        Failure(code, e.to_string())
+    }
+}
+
+impl From<framebus_core::ReadError> for Failure {
+    fn from(e: framebus_core::ReadError) -> Self {
+        use framebus_core::ReadError;
+        let code = match e {
+            ReadError::BufferTooSmall { .. } => FB_ERR_INVALID_ARGUMENT,
+            ReadError::Corrupt => FB_ERR_CORRUPT,
+            ReadError::Superseded => FB_ERR_SUPERSEDED,
+        };
+        Failure(code, e.to_string())
+    }
+}
+
 impl From<ProduceError> for Failure {
     fn from(e: ProduceError) -> Self {
         let code = match e {
@@ -113,6 +139,8 @@ pub extern "C" fn fb_status_name(status: fb_status) -> *const c_char {
         FB_OK => c"FB_OK",
         FB_TIMED_OUT => c"FB_TIMED_OUT",
         FB_DROPPED => c"FB_DROPPED",
+        FB_LATE => c"FB_LATE",
+        FB_END => c"FB_END",
         FB_ERR_INVALID_ARGUMENT => c"FB_ERR_INVALID_ARGUMENT",
         FB_ERR_NOT_FOUND => c"FB_ERR_NOT_FOUND",
         FB_ERR_EXISTS => c"FB_ERR_EXISTS",

@@ -52,7 +52,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use framebus_core::segment::{AttachError, ClaimError, FrameMeta, RegisterError, FLAG_CHECKSUM};
-use framebus_core::{BeginError, ConsumerKind, FrameGeometry, OverflowPolicy, Pattern, PixelFormat, SegmentSpec};
+use framebus_core::{
+    BeginError, ConsumerKind, FrameGeometry, OverflowPolicy, Pattern, PixelFormat, SegmentSpec, SkipCause,
+};
 use framebus_platform::owned::{HeldFrame, OwnedConsumer, OwnedProducer, ProduceError};
 use framebus_platform::wait::WaitError;
 use framebus_platform::{CreateOptions, Error as PlatformError, SharedSegment};
@@ -60,11 +62,13 @@ use framebus_platform::{CreateOptions, Error as PlatformError, SharedSegment};
 mod consumer;
 mod error;
 mod producer;
+mod reader;
 mod segment;
 
 pub use consumer::*;
 pub use error::*;
 pub use producer::*;
+pub use reader::*;
 pub use segment::*;
 
 /// What a call did: `FB_OK`, a positive outcome, or a negative error (see `fb_last_error`).
@@ -77,6 +81,11 @@ pub const FB_TIMED_OUT: fb_status = 1;
 /// `fb_producer_begin`/`fb_producer_write`: this frame was dropped by the overflow policy and
 /// counted; `slot.seq` / `*seq_out` names it. Go on with the next frame.
 pub const FB_DROPPED: fb_status = 2;
+/// `fb_consumer_post`: the frame was already given up on (its deadline passed, or the reader
+/// has moved past it); the result is counted as late and dropped.
+pub const FB_LATE: fb_status = 3;
+/// `fb_reader_next`: the producer finished; every result has been delivered.
+pub const FB_END: fb_status = 4;
 /// A null pointer, an unknown enum value, a bad spec, or a call out of order.
 pub const FB_ERR_INVALID_ARGUMENT: fb_status = -1;
 /// No segment has that name.
@@ -162,8 +171,36 @@ const _: () = {
     assert!(FB_KIND_LATEST == ConsumerKind::Latest as u32);
 };
 
-/// Version of this C ABI; it changes when a signature or struct changes.
-pub const FB_ABI_VERSION: u32 = 1;
+/// Skip cause: the producer reused the frame's slot before any worker claimed it.
+pub const FB_SKIP_DROPPED_OLDEST: u32 = 1;
+/// Skip cause: the producer never published the frame (no slot was free).
+pub const FB_SKIP_DROPPED_NEWEST: u32 = 2;
+/// Skip cause: the worker holding the frame died before posting.
+pub const FB_SKIP_WORKER_DIED: u32 = 3;
+/// Skip cause: no result came within the reader's deadline (`fb_reader_skip_head`).
+pub const FB_SKIP_DEADLINE: u32 = 4;
+/// Skip cause: the worker released the frame without posting.
+pub const FB_SKIP_NO_RESULT: u32 = 5;
+/// Skip cause: the reader was a whole results window behind when the frame's fate was decided.
+pub const FB_SKIP_OVERFLOW: u32 = 6;
+
+const _: () = {
+    assert!(FB_SKIP_DROPPED_OLDEST == SkipCause::DroppedOldest as u32);
+    assert!(FB_SKIP_DROPPED_NEWEST == SkipCause::DroppedNewest as u32);
+    assert!(FB_SKIP_WORKER_DIED == SkipCause::WorkerDied as u32);
+    assert!(FB_SKIP_DEADLINE == SkipCause::Deadline as u32);
+    assert!(FB_SKIP_NO_RESULT == SkipCause::NoResult as u32);
+    assert!(FB_SKIP_OVERFLOW == SkipCause::Overflow as u32);
+};
+
+/// `fb_result.kind`: a result, its bytes in the caller's buffer.
+pub const FB_RESULT_READY: u32 = 0;
+/// `fb_result.kind`: the frame has no result; `fb_result.cause` says why (`FB_SKIP_*`).
+pub const FB_RESULT_SKIPPED: u32 = 1;
+
+/// Version of this C ABI; it changes when a signature or struct changes (2: results, and
+/// `fb_spec.result_cells` / `result_max`).
+pub const FB_ABI_VERSION: u32 = 2;
 
 /// What to create: frame geometry, slot count, pattern and policy.
 #[repr(C)]
@@ -185,6 +222,26 @@ pub struct fb_spec {
     pub max_consumers: u32,
     /// Permission bits of the shared-memory object; 0 means 0600 (owner only).
     pub mode: u32,
+    /// Result cells for ordered results (0: none; else a power of two; work queue only).
+    pub result_cells: u32,
+    /// Bytes per result; 0 means 4096.
+    pub result_max: u32,
+}
+
+/// One step of the ordered results reader (`fb_reader_next`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct fb_result {
+    /// Sequence number of the frame.
+    pub seq: u64,
+    /// Producer epoch of the frame (results only).
+    pub epoch: u64,
+    /// `FB_RESULT_READY` or `FB_RESULT_SKIPPED`.
+    pub kind: u32,
+    /// `FB_SKIP_*` when skipped, else 0.
+    pub cause: u32,
+    /// Bytes copied into the caller's buffer (results only).
+    pub len: usize,
 }
 
 /// Frame metadata a producer attaches and a consumer reads.
@@ -300,6 +357,11 @@ pub struct fb_producer {
 /// A worker, subscriber or latest reader (opaque).
 pub struct fb_consumer {
     inner: OwnedConsumer,
+}
+
+/// The ordered results reader of a segment (opaque).
+pub struct fb_reader {
+    inner: framebus_platform::OwnedReader,
 }
 
 /// Borrows a handle, or fails with a message naming the argument.

@@ -196,3 +196,21 @@ pub unsafe extern "C" fn fb_producer_write(
         Ok(FB_OK)
     })
 }
+
+/// Ends the stream after the last frame issued, then closes the producer: the results reader
+/// gets `FB_END` once it has delivered every frame, and sleeping consumers wake. NULL is
+/// ignored.
+///
+/// # Safety
+/// `p` is NULL or a live producer handle, not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn fb_producer_finish(p: *mut fb_producer) {
+    let _ = guard(|| {
+        if !p.is_null() {
+            // SAFETY: per the contract, a live handle from Box::into_raw, freed once.
+            let p = unsafe { Box::from_raw(p) };
+            p.inner.finish();
+        }
+        Ok(FB_OK)
+    });
+}

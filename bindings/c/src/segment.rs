@@ -14,6 +14,8 @@ pub extern "C" fn fb_spec_default(width: u32, height: u32, pixel_format: u32, sl
         policy: FB_POLICY_BLOCK,
         max_consumers: 0,
         mode: 0,
+        result_cells: 0,
+        result_max: 0,
     }
 }
 
@@ -29,6 +31,9 @@ pub(crate) fn spec_from_c(s: &fb_spec) -> Result<SegmentSpec, Failure> {
         .with_policy(policy);
     if s.max_consumers != 0 {
         spec = spec.with_max_consumers(s.max_consumers);
+    }
+    if s.result_cells != 0 || s.result_max != 0 {
+        spec = spec.with_results(s.result_cells, s.result_max);
     }
     Ok(spec)
 }

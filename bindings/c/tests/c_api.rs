@@ -46,7 +46,8 @@ fn main() -> ExitCode {
             };
         }
     }
-    let tests: [Test; 6] = [
+    let tests: [Test; 7] = [
+        ("results_come_back_in_frame_order_through_the_abi", results_come_back_in_frame_order_through_the_abi),
         ("the_header_names_every_value_of_every_vocabulary", the_header_names_every_value_of_every_vocabulary),
         ("c_example_producer_feeds_rust_worker_processes", c_example_producer_feeds_rust_worker_processes),
         ("header_compiles_as_cpp_and_the_shared_library_loads", header_compiles_as_cpp_and_the_shared_library_loads),
@@ -112,7 +113,81 @@ fn the_header_names_every_value_of_every_vocabulary() -> TestResult {
     check::<PixelFormat>(&header, "FB_FORMAT_")?;
     check::<Pattern>(&header, "FB_PATTERN_")?;
     check::<OverflowPolicy>(&header, "FB_POLICY_")?;
-    check::<ConsumerKind>(&header, "FB_KIND_")
+    check::<ConsumerKind>(&header, "FB_KIND_")?;
+    check::<framebus_core::SkipCause>(&header, "FB_SKIP_")
+}
+
+/// Two C workers' posts, out of order, come back from the C reader in frame order; a frame
+/// released without a post comes out skipped as no-result; a late post is `FB_LATE`; the end
+/// is `FB_END`.
+fn results_come_back_in_frame_order_through_the_abi() -> TestResult {
+    let mut spec = fb_spec_default(16, 1, FB_FORMAT_GRAY8, 4);
+    spec.result_cells = 8;
+    spec.result_max = 32;
+    let seg = create(&unique("res"), &spec)?;
+    let (mut p, mut a, mut b, mut r) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+    // SAFETY: every pointer is a live handle from this test or a local out parameter; the
+    // buffers passed are local arrays of the lengths given.
+    unsafe {
+        expect("attach", fb_producer_attach(seg, &mut p), FB_OK, "")?;
+        expect("register a", fb_consumer_register(seg, FB_KIND_WORKER, &mut a), FB_OK, "")?;
+        expect("register b", fb_consumer_register(seg, FB_KIND_WORKER, &mut b), FB_OK, "")?;
+        expect("reader", fb_reader_open(seg, &mut r), FB_OK, "")?;
+        let mut second = ptr::null_mut();
+        expect("second reader", fb_reader_open(seg, &mut second), FB_ERR_BUSY, "")?;
+        for _ in 0..3 {
+            let mut seq = 0;
+            expect("write", fb_producer_write(p, [1u8; 16].as_ptr(), 16, ptr::null(), 0, &mut seq), FB_OK, "")?;
+        }
+        let (mut f0, mut f1, mut f2) = (std::mem::zeroed::<fb_frame>(), std::mem::zeroed(), std::mem::zeroed());
+        expect("claim 0", fb_consumer_claim(a, 1000, &mut f0), FB_OK, "")?;
+        expect("claim 1", fb_consumer_claim(b, 1000, &mut f1), FB_OK, "")?;
+        expect("claim 2", fb_consumer_claim(a, 1000, &mut f2), FB_OK, "")?;
+        let mut res = fb_result::default();
+        let mut buf = [0u8; 32];
+        expect("pending", fb_reader_next(r, buf.as_mut_ptr(), 32, 0, &mut res), FB_TIMED_OUT, "")?;
+        expect("post 1", fb_consumer_post(b, &f1, b"one".as_ptr(), 3, 0), FB_OK, "")?;
+        expect("post 0", fb_consumer_post(a, &f0, b"zero".as_ptr(), 4, 0), FB_OK, "")?;
+        expect("twice", fb_consumer_post(a, &f0, b"zero".as_ptr(), 4, 0), FB_ERR_INVALID_ARGUMENT, "already has")?;
+        expect("too big", fb_consumer_post(a, &f2, [0u8; 33].as_ptr(), 33, 0), FB_ERR_INVALID_ARGUMENT, "exceeds")?;
+        for (f, c) in [(&f0, a), (&f1, b), (&f2, a)] {
+            expect("release", fb_consumer_release(c, f), FB_OK, "")?;
+        }
+        for (seq, want) in [(0u64, &b"zero"[..]), (1, &b"one"[..])] {
+            expect("next", fb_reader_next(r, buf.as_mut_ptr(), 32, 1000, &mut res), FB_OK, "")?;
+            if (res.seq, res.kind, &buf[..res.len]) != (seq, FB_RESULT_READY, want) {
+                return Err(format!("result {seq}: {res:?} {:?}", &buf[..res.len]));
+            }
+        }
+        expect("next 2", fb_reader_next(r, buf.as_mut_ptr(), 32, 1000, &mut res), FB_OK, "")?;
+        if (res.seq, res.kind, res.cause) != (2, FB_RESULT_SKIPPED, FB_SKIP_NO_RESULT) {
+            return Err(format!("frame 2 was released without a post: {res:?}"));
+        }
+        // A deadline, then the late post.
+        let mut seq = 0;
+        expect("write 3", fb_producer_write(p, [1u8; 16].as_ptr(), 16, ptr::null(), 0, &mut seq), FB_OK, "")?;
+        let mut f3 = std::mem::zeroed::<fb_frame>();
+        expect("claim 3", fb_consumer_claim(a, 1000, &mut f3), FB_OK, "")?;
+        expect("skip", fb_reader_skip_head(r, FB_SKIP_DEADLINE), FB_OK, "")?;
+        expect("late", fb_consumer_post(a, &f3, b"late".as_ptr(), 4, 0), FB_LATE, "")?;
+        expect("release 3", fb_consumer_release(a, &f3), FB_OK, "")?;
+        expect("next 3", fb_reader_next(r, buf.as_mut_ptr(), 32, 1000, &mut res), FB_OK, "")?;
+        if (res.seq, res.cause) != (3, FB_SKIP_DEADLINE) {
+            return Err(format!("frame 3 should be skipped by its deadline: {res:?}"));
+        }
+        expect("open", fb_reader_next(r, buf.as_mut_ptr(), 32, 0, &mut res), FB_TIMED_OUT, "")?;
+        fb_producer_finish(p);
+        expect("end", fb_reader_next(r, buf.as_mut_ptr(), 32, 1000, &mut res), FB_END, "")?;
+        if res.seq != 4 {
+            return Err(format!("the end is after frame 3: {res:?}"));
+        }
+        fb_reader_close(second);
+        fb_reader_close(r);
+        fb_consumer_close(a);
+        fb_consumer_close(b);
+        fb_segment_close(seg);
+    }
+    Ok(())
 }
 
 /// A Rust worker process: claims until an end frame, checks every byte, prints

@@ -43,18 +43,27 @@ pub enum AttachError {
     ZeroToken,
     /// A results reader was asked of a segment without a results area.
     NoResults,
+    /// Another results reader is attached (its owner token is given).
+    ReaderBusy {
+        /// current owner token
+        owner: u64,
+    },
 }
 
 impl fmt::Display for AttachError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Busy { owner } => {
-                write!(f, "segment already has that endpoint (owner {owner:#x}); stop it, or take over if it is dead")
+                write!(f, "segment already has a producer (owner {owner:#x}); stop it, or take over if it is dead")
             }
             Self::ZeroToken => write!(f, "owner token 0 is reserved for 'no owner'"),
             Self::NoResults => {
                 write!(f, "the segment has no results area: create it with results (SegmentSpec::with_results)")
             }
+            Self::ReaderBusy { owner } => write!(
+                f,
+                "segment already has a results reader (owner {owner:#x}); stop it, or take over if it is dead"
+            ),
         }
     }
 }

@@ -139,7 +139,7 @@ impl<'a> Segment<'a> {
     /// (the result the dead one was delivering may come out twice: at least once, not exactly).
     ///
     /// # Errors
-    /// [`AttachError::Busy`] when another reader is attached; [`AttachError::ZeroToken`];
+    /// [`AttachError::ReaderBusy`] when another reader is attached; [`AttachError::ZeroToken`];
     /// [`AttachError::NoResults`] when the segment has no results area.
     pub fn attach_reader(&self, token: u64, dead: u64) -> Result<ResultReader<'a>, AttachError> {
         if !self.has_results() {
@@ -152,7 +152,7 @@ impl<'a> Segment<'a> {
         // SYNC POINT reader-owner: AcqRel pairs with the Release detach in ResultReader's Drop:
         // the read head we load below is the one the previous reader left.
         if let Err(cur) = owner.compare_exchange(dead, token, Ordering::AcqRel, Ordering::Acquire) {
-            return Err(AttachError::Busy { owner: cur });
+            return Err(AttachError::ReaderBusy { owner: cur });
         }
         let head = self.ctl(ctl::READ_HEAD).load(Ordering::Acquire);
         Ok(ResultReader { seg: *self, token, head })
@@ -321,9 +321,15 @@ impl Producer<'_> {
 pub(super) const END_FINISHED: u64 = 1 << 63;
 
 impl Producer<'_> {
-    /// Ends the stream: every seq from [`Producer::next_seq`] on will never be issued. The
-    /// ordered reader returns [`Next::End`] there. Then detaches (as dropping does).
+    /// Ends the stream and detaches (as dropping does); see [`Producer::end_stream`].
     pub fn finish(self) {
+        self.end_stream();
+    }
+
+    /// Ends the stream: every seq from [`Producer::next_seq`] on will never be issued. The
+    /// ordered reader returns [`Next::End`] there. The producer stays attached (a later attach
+    /// reopens the stream).
+    pub fn end_stream(&self) {
         // SYNC POINT end: Release pairs with the Acquire load in `Segment::end_seq`: a reader
         // that sees the end also sees every seq before it issued (their publish or drop marks).
         self.seg.ctl(ctl::END).store(self.next_seq | END_FINISHED, Ordering::Release);

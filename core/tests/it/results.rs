@@ -55,7 +55,7 @@ fn posts_are_checked_and_the_reader_skips_what_will_never_come() {
     let mut p = seg.attach_producer(1).unwrap();
     let mut w = seg.register(ConsumerKind::Worker, 2).unwrap();
     let mut r = seg.attach_reader(3, 0).unwrap();
-    assert!(matches!(seg.attach_reader(4, 0), Err(segment::AttachError::Busy { owner: 3 })));
+    assert!(matches!(seg.attach_reader(4, 0), Err(segment::AttachError::ReaderBusy { owner: 3 })));
     publish(&mut p);
     let f = w.claim().unwrap();
     assert_eq!(w.post(&f, &[0; 33]), Err(PostError::TooLarge { len: 33, max: 32 }));

@@ -62,7 +62,7 @@ use framebus_core::layout::HEADER_SIZE;
 use framebus_core::segment::{AttachError, Reclaimed, RegisterError};
 use framebus_core::{Consumer, ConsumerKind, Creator, HeaderError, Layout, Producer, Region, Segment, SegmentSpec};
 pub use name::{SegmentName, MAX_NAME_LEN, PREFIX};
-pub use owned::{HeldFrame, OwnedConsumer, OwnedProducer, ProduceError, SlotView};
+pub use owned::{HeldFrame, OwnedConsumer, OwnedProducer, OwnedReader, ProduceError, SlotView};
 pub use reap::reap;
 pub use wait::WaitError;
 
@@ -393,11 +393,11 @@ impl SharedSegment {
     /// one (it goes on from the shared read head).
     ///
     /// # Errors
-    /// [`AttachError::Busy`] when a live reader is attached; [`AttachError::NoResults`].
+    /// [`AttachError::ReaderBusy`] when a live reader is attached; [`AttachError::NoResults`].
     pub fn attach_reader(&self) -> Result<framebus_core::ResultReader<'_>, AttachError> {
         let me = os::process_token();
         match self.seg.attach_reader(me, 0) {
-            Err(AttachError::Busy { owner }) if owner != me && !os::is_alive(owner) => {
+            Err(AttachError::ReaderBusy { owner }) if owner != me && !os::is_alive(owner) => {
                 self.seg.attach_reader(me, owner)
             }
             r => r,

@@ -35,7 +35,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use framebus_core::segment::{AttachError, ClaimError, FrameMeta, PendingSlot, Published, RegisterError};
-use framebus_core::{BeginError, Consumer, ConsumerKind, Frame, Producer};
+use framebus_core::{
+    BeginError, Consumer, ConsumerKind, Frame, Next, PostError, Posted, Producer, ReadError, ResultReader, SkipCause,
+};
 
 use crate::wait::{self, WaitError};
 use crate::SharedSegment;
@@ -190,6 +192,18 @@ impl OwnedProducer {
     }
 }
 
+impl OwnedProducer {
+    /// Ends the stream ([`Producer::end_stream`]) and detaches: the reader and the consumers see
+    /// the end after the last frame issued, and are woken. An unpublished slot is given back.
+    pub fn finish(mut self) {
+        self.abandon();
+        self.producer.end_stream();
+        let seg = self.seg.segment();
+        crate::wake::wake_results(&seg);
+        crate::wake::wake_frames(&seg);
+    }
+}
+
 impl Drop for OwnedProducer {
     fn drop(&mut self) {
         self.abandon();
@@ -302,6 +316,65 @@ impl OwnedConsumer {
         let i = self.held.iter().position(|f| f.slot == slot && f.gen == gen).ok_or(ClaimError::NotHeld)?;
         let frame = self.held.swap_remove(i);
         wait::release(self.consumer_mut(), frame)
+    }
+}
+
+impl OwnedConsumer {
+    /// Posts `bytes` as the result of the held frame `(slot, gen)` (before releasing it); see
+    /// [`wait::post`] for `patience`.
+    ///
+    /// # Errors
+    /// [`PostError::NotHeld`] when no such frame is held; as [`wait::post`].
+    pub fn post(&mut self, slot: u32, gen: u64, bytes: &[u8], patience: Duration) -> Result<Posted, PostError> {
+        let i = self.held.iter().position(|f| f.slot == slot && f.gen == gen).ok_or(PostError::NotHeld)?;
+        let consumer = self.consumer.as_mut().expect("present until drop");
+        wait::post(consumer, &self.held[i], bytes, patience)
+    }
+}
+
+/// The ordered results reader of a segment, owning a reference to it ([`SharedSegment::attach_reader`]).
+/// Dropping it detaches.
+#[derive(Debug)]
+pub struct OwnedReader {
+    // Field order is drop order: the reader (which borrows the mapping) before the segment.
+    reader: ResultReader<'static>,
+    seg: Arc<SharedSegment>,
+}
+
+impl OwnedReader {
+    /// Attaches as the reader (taking over from a dead one).
+    ///
+    /// # Errors
+    /// As [`SharedSegment::attach_reader`].
+    pub fn attach(seg: Arc<SharedSegment>) -> Result<Self, AttachError> {
+        let reader = seg.attach_reader()?;
+        // SAFETY: as in `OwnedProducer::attach`: `seg` keeps the mapping alive for as long as the
+        // reader exists (field order drops the reader first).
+        let reader = unsafe { std::mem::transmute::<ResultReader<'_>, ResultReader<'static>>(reader) };
+        Ok(OwnedReader { reader, seg })
+    }
+
+    /// The segment.
+    pub fn shared(&self) -> &Arc<SharedSegment> {
+        &self.seg
+    }
+
+    /// The next result, skip or end, waiting at most `timeout` ([`wait::next_result`]).
+    ///
+    /// # Errors
+    /// As [`wait::next_result`].
+    pub fn next(&mut self, out: &mut [u8], timeout: Duration) -> Result<Next, ReadError> {
+        wait::next_result(&mut self.reader, out, timeout)
+    }
+
+    /// Gives up on the head frame with `cause` ([`ResultReader::skip_head`]).
+    pub fn skip_head(&self, cause: SkipCause) -> bool {
+        self.reader.skip_head(cause)
+    }
+
+    /// The next seq to deliver.
+    pub fn head(&self) -> u64 {
+        self.reader.head()
     }
 }
 
