@@ -201,6 +201,36 @@ impl Frame {
         let bytes = unsafe { std::slice::from_raw_parts(self.held.ptr, self.len() as usize) };
         Ok(pyo3::types::PyBytes::new(py, bytes))
     }
+    /// Posts `data` (bytes, at most the segment's result size) as this frame's result, before
+    /// releasing it; waits up to `timeout` seconds (None: until it can) while the results reader
+    /// is a whole window behind. Returns True when the reader will deliver it, False when the
+    /// frame was already given up on (its deadline passed: counted as late). Raises `Timeout`
+    /// when the window stayed full (the loss is counted), `ValueError` for a result too large,
+    /// `Error` for a second post or a segment without results.
+    #[pyo3(signature = (data, timeout=None))]
+    fn post(&self, py: Python<'_>, data: &[u8], timeout: Option<f64>) -> PyResult<bool> {
+        self.check()?;
+        let consumer = self.consumer.get();
+        let (slot, gen) = (self.held.slot, self.held.gen);
+        let got = consumer.ep.wait_slices(py, timeout, "this consumer is closed", |c, wait| {
+            match c.try_post(slot, gen, data, wait) {
+                Ok(Posted::Ready) => Ok(Some(true)),
+                Ok(Posted::Late) => Ok(Some(false)),
+                Err(PostError::WindowFull) => Ok(None),
+                Err(PostError::TooLarge { len, max }) => Err(PyValueError::new_err(format!(
+                    "result of {len} bytes exceeds the segment's {max}-byte maximum"
+                ))),
+                Err(e) => Err(Error::new_err(e.to_string())),
+            }
+        })?;
+        match got {
+            Some(ready) => Ok(ready),
+            None => {
+                self.seg.segment().note_result_overflow();
+                Err(Timeout::new_err("the results reader stayed a whole window behind: this result is lost (counted)"))
+            }
+        }
+    }
     /// Gives the slot back to the producer (never blocks: if another thread is using the
     /// consumer, the slot goes back at its next step). Idempotent; never raises.
     fn release(&self) {

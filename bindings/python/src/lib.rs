@@ -27,26 +27,31 @@ use std::time::{Duration, Instant};
 
 use framebus_core::segment::{AttachError, ClaimError, EntryStatus, FrameMeta, RegisterError};
 use framebus_core::vocab::Vocabulary;
-use framebus_core::{BeginError, ConsumerKind, FrameGeometry, OverflowPolicy, Pattern, PixelFormat, SegmentSpec};
-use framebus_platform::owned::{HeldFrame, OwnedConsumer, OwnedProducer, ProduceError};
+use framebus_core::{
+    BeginError, ConsumerKind, FrameGeometry, Next, OverflowPolicy, Pattern, PixelFormat, PostError, Posted,
+    SegmentSpec, SkipCause,
+};
+use framebus_platform::owned::{HeldFrame, OwnedConsumer, OwnedProducer, OwnedReader, ProduceError};
 use framebus_platform::wait::WaitError;
 use framebus_platform::{CreateOptions, Error as PlatformError, SharedSegment};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 mod consumer;
 mod endpoint;
 mod errors;
 mod producer;
+mod reader;
 mod segment;
 
 use consumer::*;
 use endpoint::*;
 use errors::*;
 use producer::*;
+use reader::*;
 use segment::*;
 
 /// How long a wait sleeps between checks for Ctrl-C.
@@ -134,6 +139,7 @@ fn _framebus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PATTERNS", names::<Pattern>())?;
     m.add("POLICIES", names::<OverflowPolicy>())?;
     m.add("CONSUMER_KINDS", names::<ConsumerKind>())?;
+    m.add("SKIP_CAUSES", names::<SkipCause>())?;
     m.add_function(wrap_pyfunction!(open, m)?)?;
     m.add_function(wrap_pyfunction!(create, m)?)?;
     m.add_function(wrap_pyfunction!(remove, m)?)?;
@@ -142,6 +148,8 @@ fn _framebus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Slot>()?;
     m.add_class::<Consumer>()?;
     m.add_class::<Frame>()?;
+    m.add_class::<Reader>()?;
+    m.add_class::<OrderedResult>()?;
     m.add("Error", py.get_type::<Error>())?;
     m.add("NotFound", py.get_type::<NotFound>())?;
     m.add("AlreadyExists", py.get_type::<AlreadyExists>())?;

@@ -78,6 +78,14 @@ impl Producer {
         slot.get().publish(slf.py(), capture_ns, pts_ns, flags, None, None).map(Some)
     }
 
+    /// Ends the stream after the last frame issued, then detaches: the results reader ends
+    /// its iteration once it has delivered every frame. Idempotent.
+    fn finish(&self, py: Python<'_>) {
+        self.ep.closed.store(true, Ordering::SeqCst);
+        if let Some(p) = self.ep.lock(py).take() {
+            p.finish();
+        }
+    }
     /// Detaches (a slot being written is given back unpublished); a `begin` waiting in
     /// another thread raises `Released`. Idempotent.
     fn close(&self, py: Python<'_>) {

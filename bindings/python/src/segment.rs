@@ -83,6 +83,9 @@ impl Segment {
         d.set_item("dropped_newest", s.dropped_newest)?;
         d.set_item("delivered", s.delivered)?;
         d.set_item("epoch", s.epoch)?;
+        let (late, overflow) = self.shared.segment().result_counts();
+        d.set_item("late_results", late)?;
+        d.set_item("result_overflow", overflow)?;
         Ok(d)
     }
     /// Attaches as the segment's only producer (taking over from a dead one).
@@ -90,6 +93,13 @@ impl Segment {
         let inner =
             OwnedProducer::attach(self.shared.clone()).map_err(|e: AttachError| Busy::new_err(e.to_string()))?;
         Ok(Producer { ep: Endpoint::new(inner), orphan: Mutex::new(None) })
+    }
+    /// Attaches as the segment's ordered results reader (taking over from a dead one). With
+    /// `deadline` (seconds), iteration gives up on a frame whose result has not come that long
+    /// after the reader started waiting for it, and yields it as skipped ("deadline").
+    #[pyo3(signature = (deadline=None))]
+    fn reader(&self, deadline: Option<f64>) -> PyResult<Reader> {
+        Reader::attach(&self.shared, deadline)
     }
     /// Registers a work-queue worker: each frame goes to exactly one worker.
     fn worker(&self) -> PyResult<Consumer> {
@@ -126,7 +136,7 @@ pub(crate) fn open(py: Python<'_>, name: &str) -> PyResult<Segment> {
 
 /// Creates the segment `name` for frames of `width` × `height` in `format`.
 #[pyfunction]
-#[pyo3(signature = (name, width, height, format="bgr24", slots=8, pattern="work-queue", policy="block", max_consumers=8, mode=0o600))]
+#[pyo3(signature = (name, width, height, format="bgr24", slots=8, pattern="work-queue", policy="block", max_consumers=8, mode=0o600, results=0, result_max=0))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn create(
     py: Python<'_>,
@@ -139,6 +149,8 @@ pub(crate) fn create(
     policy: &str,
     max_consumers: u32,
     mode: u32,
+    results: u32,
+    result_max: u32,
 ) -> PyResult<Segment> {
     let pattern: Pattern = parse("pattern", pattern)?;
     let policy: OverflowPolicy = parse("policy", policy)?;
@@ -146,7 +158,8 @@ pub(crate) fn create(
     let spec = SegmentSpec::new(FrameGeometry::new(width, height, format), slots)
         .with_pattern(pattern)
         .with_policy(policy)
-        .with_max_consumers(max_consumers);
+        .with_max_consumers(max_consumers)
+        .with_results(results, result_max);
     let opts = CreateOptions { mode, ..CreateOptions::default() };
     let shared = py.detach(|| SharedSegment::create(name, &spec, opts)).map_err(platform_err)?;
     Ok(Segment { shared: Arc::new(shared) })

@@ -259,10 +259,60 @@ def test_names_are_the_cores_vocabulary_and_the_stubs_agree():
     assert list(typing.get_args(namespace["PatternName"])) == framebus.PATTERNS
     assert list(typing.get_args(namespace["PolicyName"])) == framebus.POLICIES
     assert list(typing.get_args(namespace["KindName"])) == framebus.CONSUMER_KINDS
+    assert list(typing.get_args(namespace["SkipCauseName"])) == framebus.SKIP_CAUSES
     # Names out are canonical; names in may use `_` for `-` (the spelling before step 9).
     seg = framebus.create(unique("vocab"), 4, 4, format="gray", pattern="work_queue", policy="drop_oldest")
     assert (seg.format, seg.pattern, seg.policy) == ("gray8", "work-queue", "drop-oldest")
     assert seg.worker().kind == "worker"
+
+
+def test_results_come_back_in_frame_order_with_causes_and_an_end():
+    seg = framebus.create(unique("results"), 16, 1, format="gray8", slots=4, results=8, result_max=64)
+    producer, a, b = seg.producer(), seg.worker(), seg.worker()
+    reader = seg.reader()
+    for _ in range(3):
+        producer.write(np.zeros((1, 16), np.uint8))
+    f0, f1, f2 = a.claim(timeout=1), b.claim(timeout=1), a.claim(timeout=1)
+    assert reader.next(timeout=0) is None, "frame 0 has no result yet"
+    assert f1.post(b"one") is True
+    assert f0.post(b'{"boxes": []}') is True
+    for f in (f0, f1, f2):  # f2 is released without a result
+        f.release()
+    got = [reader.next(timeout=1) for _ in range(3)]
+    assert [(r.seq, r.data, r.skipped) for r in got] == [
+        (0, b'{"boxes": []}', None),
+        (1, b"one", None),
+        (2, None, "no-result"),
+    ]
+    # A deadline: the iterator gives up on a frame whose result does not come in time.
+    producer.write(np.zeros((1, 16), np.uint8))
+    f3 = a.claim(timeout=1)
+    with pytest.raises(framebus.Busy):
+        seg.reader()  # the one attached above is the only one
+    reader.skip_head()
+    assert f3.post(b"too late") is False
+    f3.release()
+    assert seg.stats()["late_results"] == 1
+    producer.write(np.zeros((1, 16), np.uint8))
+    f4 = b.claim(timeout=1)
+    f4.post(b"four")
+    f4.release()
+    producer.finish()
+    rest = [(r.seq, r.skipped or r.data) for r in reader]
+    assert rest == [(3, "deadline"), (4, b"four")], "iteration ends at the end of the stream"
+
+
+def test_a_result_larger_than_the_segment_allows_is_refused():
+    seg = framebus.create(unique("big"), 8, 1, format="gray8", slots=2, results=2, result_max=4)
+    producer, w = seg.producer(), seg.worker()
+    producer.write(np.zeros((1, 8), np.uint8))
+    f = w.claim(timeout=1)
+    with pytest.raises(ValueError, match="exceeds the segment's 4-byte maximum"):
+        f.post(b"12345")
+    f.release()
+    plain = framebus.create(unique("plain"), 8, 1, format="gray8", slots=2)
+    with pytest.raises(framebus.Error, match="no results area"):
+        plain.reader()
 
 
 def test_drop_policies_return_none_and_count():

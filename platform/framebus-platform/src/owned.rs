@@ -330,6 +330,16 @@ impl OwnedConsumer {
         let consumer = self.consumer.as_mut().expect("present until drop");
         wait::post(consumer, &self.held[i], bytes, patience)
     }
+
+    /// As [`OwnedConsumer::post`], without counting a full window as lost ([`wait::try_post`]).
+    ///
+    /// # Errors
+    /// As [`OwnedConsumer::post`].
+    pub fn try_post(&mut self, slot: u32, gen: u64, bytes: &[u8], patience: Duration) -> Result<Posted, PostError> {
+        let i = self.held.iter().position(|f| f.slot == slot && f.gen == gen).ok_or(PostError::NotHeld)?;
+        let consumer = self.consumer.as_mut().expect("present until drop");
+        wait::try_post(consumer, &self.held[i], bytes, patience)
+    }
 }
 
 /// The ordered results reader of a segment, owning a reference to it ([`SharedSegment::attach_reader`]).

@@ -167,16 +167,32 @@ pub fn post(
     bytes: &[u8],
     patience: Duration,
 ) -> Result<framebus_core::Posted, framebus_core::PostError> {
+    let r = try_post(consumer, frame, bytes, patience);
+    if r == Err(framebus_core::PostError::WindowFull) {
+        consumer.segment().note_result_overflow();
+    }
+    r
+}
+
+/// As [`post`], but a full window after `patience` is returned without counting the loss (for
+/// callers that wait in slices and give up later: they count it then,
+/// [`Segment::note_result_overflow`]).
+///
+/// # Errors
+/// As [`Consumer::post`].
+pub fn try_post(
+    consumer: &mut Consumer<'_>,
+    frame: &Frame,
+    bytes: &[u8],
+    patience: Duration,
+) -> Result<framebus_core::Posted, framebus_core::PostError> {
     let give_up = Instant::now() + patience;
     loop {
         match consumer.post(frame, bytes) {
             Err(framebus_core::PostError::WindowFull) if Instant::now() < give_up => {
                 std::thread::sleep(Duration::from_micros(200));
             }
-            Err(framebus_core::PostError::WindowFull) => {
-                consumer.segment().note_result_overflow();
-                return Err(framebus_core::PostError::WindowFull);
-            }
+            Err(framebus_core::PostError::WindowFull) => return Err(framebus_core::PostError::WindowFull),
             r => {
                 wake_results(consumer.segment());
                 return r;

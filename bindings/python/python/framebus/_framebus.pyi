@@ -16,11 +16,13 @@ Format = Literal["raw", "bgr24", "rgb24", "gray8", "nv12", "i420"]
 PatternName = Literal["work-queue", "broadcast"]
 PolicyName = Literal["block", "drop-oldest", "drop-newest"]
 KindName = Literal["worker", "subscriber", "latest"]
+SkipCauseName = Literal["dropped-oldest", "dropped-newest", "worker-died", "deadline", "no-result", "overflow"]
 
 PIXEL_FORMATS: list[str]
 PATTERNS: list[str]
 POLICIES: list[str]
 CONSUMER_KINDS: list[str]
+SKIP_CAUSES: list[str]
 
 class Error(Exception):
     """Base class of every framebus error."""
@@ -70,9 +72,12 @@ def create(
     policy: PolicyName = "block",
     max_consumers: int = 8,
     mode: int = 0o600,
+    results: int = 0,
+    result_max: int = 0,
 ) -> Segment:
     """Creates the segment `name`; it is removed when this Segment and every endpoint made
-    from it are gone. Raises AlreadyExists, PermissionDenied, ValueError."""
+    from it are gone. `results` (a power of two, work queue only) gives it ordered results of up
+    to `result_max` bytes (0: 4096) each. Raises AlreadyExists, PermissionDenied, ValueError."""
 
 def remove(name: str) -> None:
     """Removes the segment `name` from the namespace (open mappings stay valid)."""
@@ -106,7 +111,10 @@ class Segment:
     def address(self) -> int:
         """Address of the mapping in this process; every frame array lies inside it."""
     def stats(self) -> dict[str, int]:
-        """published, next_seq, dropped_oldest, dropped_newest, delivered, epoch."""
+        """published, next_seq, dropped_oldest, dropped_newest, delivered, epoch, late_results,
+        result_overflow."""
+    def reader(self, deadline: Optional[float] = None) -> Reader:
+        """Attaches as the ordered results reader (raises Busy while a live one is attached)."""
     def producer(self) -> Producer:
         """Attaches as the only producer (raises Busy while a live one is attached)."""
     def worker(self) -> Consumer:
@@ -115,6 +123,36 @@ class Segment:
         """A broadcast subscriber: every frame goes to every subscriber."""
     def latest(self) -> Consumer:
         """A latest reader: the newest frame, skipping older ones."""
+
+class OrderedResult:
+    """One frame's outcome, in frame order: its result bytes, or why it has none."""
+
+    seq: int
+    epoch: int
+    data: Optional[bytes]
+    skipped: Optional[SkipCauseName]
+
+class Reader:
+    """The ordered results reader: iterate for one OrderedResult per frame, in frame order,
+    until the producer finishes. With a deadline, a frame without a result that long is
+    yielded as skipped ("deadline")."""
+
+    def next(self, timeout: Optional[float] = None) -> Optional[OrderedResult]:
+        """The next outcome, or None when `timeout` passed first; StopIteration at the end."""
+    def skip_head(self) -> bool:
+        """Gives up on the frame being waited for (True when it is now skipped)."""
+    @property
+    def head(self) -> int: ...
+    def __iter__(self) -> Reader: ...
+    def __next__(self) -> OrderedResult: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Reader: ...
+    def __exit__(
+        self,
+        t: Optional[Type[BaseException]],
+        v: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None: ...
 
 class Consumer:
     """A worker, subscriber or latest reader. Close it (or use `with`) to leave."""
@@ -146,6 +184,9 @@ class Frame:
     def __array_interface__(self) -> dict[str, Any]: ...
     def tobytes(self) -> bytes: ...
     def release(self) -> None: ...
+    def post(self, data: bytes, timeout: Optional[float] = None) -> bool:
+        """Posts this frame's result (before releasing it): True when it will be delivered,
+        False when the frame was already given up on (counted late)."""
     @property
     def released(self) -> bool: ...
     @property
@@ -192,6 +233,8 @@ class Producer:
         timeout: Optional[float] = None,
     ) -> Optional[int]:
         """Copies `array` into the next slot and publishes it; its seq, or None if dropped."""
+    def finish(self) -> None:
+        """Ends the stream after the last frame issued, then detaches."""
     def close(self) -> None: ...
     def __enter__(self) -> Producer: ...
     def __exit__(
