@@ -16,15 +16,24 @@ fn ls_and_inspect_show_a_live_segment() {
     let name = format!("cli-{}", std::process::id());
     let spec = SegmentSpec::new(FrameGeometry::new(320, 240, PixelFormat::Bgr24), 3);
     let shared = SharedSegment::create(&name, &spec, CreateOptions::default()).unwrap();
-    let _w = shared.register(ConsumerKind::Worker).unwrap();
+    let mut w = shared.register(ConsumerKind::Worker).unwrap();
+    // Two frames through the worker: inspect shows its own count (not only the shared one).
+    let mut p = shared.attach_producer().unwrap();
+    for _ in 0..2 {
+        p.begin().unwrap().publish(framebus_platform::core::segment::FrameMeta::default());
+        let f = w.claim().unwrap();
+        w.release(f).unwrap();
+    }
+    drop(p);
     let (ok, out) = framebus(&["ls"]);
     assert!(ok, "{out}");
     let line = out.lines().find(|l| l.starts_with(&name)).unwrap_or_else(|| panic!("not listed: {out}"));
     assert!(line.contains("320x240 Bgr24") && line.contains("alive"), "{line}");
     let (ok, out) = framebus(&["inspect", &name]);
     assert!(ok, "{out}");
-    assert!(out.contains("pattern WorkQueue, policy Block"), "{out}");
-    assert!(out.contains("Some(Worker)") && out.contains("holds 0"), "{out}");
+    assert!(out.contains("pattern work-queue, policy block"), "{out}");
+    assert!(out.contains("worker") && !out.contains("Some(") && out.contains("holds 0"), "{out}");
+    assert!(out.contains("holds 0  delivered 2"), "the worker's own count, on its line: {out}");
     assert_eq!(out.matches(" free ").count(), 3, "{out}");
 }
 

@@ -38,6 +38,9 @@ impl<'a> Consumer<'a> {
                     let _ = cursor.compare_exchange(c, c + 1, Ordering::AcqRel, Ordering::Relaxed);
                     seg.ctl(ctl::DELIVERED).fetch_add(1, Ordering::Relaxed);
                     self.delivered += 1;
+                    // This worker's own count, for `inspect` and operators (statistics: Relaxed;
+                    // only this consumer writes its line's counters).
+                    seg.entry(self.idx, ctl::consumer::DELIVERED).store(self.delivered, Ordering::Relaxed);
                     return Ok(frame);
                 }
                 None => {
