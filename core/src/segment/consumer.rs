@@ -541,9 +541,10 @@ impl<'a> Consumer<'a> {
     pub fn release(&mut self, frame: Frame) -> Result<bool, ClaimError> {
         self.bracket(
             |c| {
-                if c.kind == ConsumerKind::Worker {
+                if c.kind == ConsumerKind::Worker && c.seg.has_results() {
                     // A worker that releases without posting: the frame's fate is "no result",
-                    // written before the frame leaves the slot (nothing if it posted).
+                    // written before the frame leaves the slot (nothing if it posted). Only on
+                    // a segment with results: the release fast path stays as it was elsewhere.
                     c.holding(&frame)?;
                     c.seg.mark_skip(frame.seq, crate::vocab::SkipCause::NoResult);
                 }

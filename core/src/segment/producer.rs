@@ -299,11 +299,12 @@ impl<'a> Producer<'a> {
         let next = SlotState { gen: (st.gen + 1) & GEN_MASK, kind: SlotKind::Writing, holders: 0 };
         // SYNC POINT slot-release: Acquire pairs with the Release CAS of the last holder in
         // `Consumer::release` / `Segment::clear_holds`: their payload reads happen before our writes.
-        // SYNC POINT drop-mark: the Release half orders a DROPPING result cell (marked just
-        // before, `begin_dropping`) before the slot leaves READY: a reader whose Acquire scan in
-        // `Segment::frame_in_flight` sees the slot taken also sees the mark, and never calls the
-        // drop an overflow.
-        w.compare_exchange(st.encode(), next.encode(), Ordering::AcqRel, Ordering::Relaxed).ok()?;
+        // SYNC POINT drop-mark: with results, the Release half orders a DROPPING result cell
+        // (marked just before, `begin_dropping`) before the slot leaves READY: a reader whose
+        // Acquire scan in `Segment::frame_in_flight` sees the slot taken also sees the mark, and
+        // never calls the drop an overflow. Without results nothing needs it.
+        let order = if self.seg.has_results() { Ordering::AcqRel } else { Ordering::Acquire };
+        w.compare_exchange(st.encode(), next.encode(), order, Ordering::Relaxed).ok()?;
         if drop {
             let d = self.seg.ctl(ctl::DROPPED_OLDEST);
             // Written only by the producer: a load/store pair is enough. Release pairs with the

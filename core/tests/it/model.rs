@@ -6,7 +6,7 @@
 //! process that died inside the table protocol (and is freed by the next reap).
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::util::{check, publish, segment, spec};
+use crate::util::{cases, check, publish, segment, spec};
 use framebus_core::segment::fault::{REGISTER_STEPS, UNREGISTER_STEPS};
 use framebus_core::segment::{ClaimError, EntryStatus, Reclaim};
 use framebus_core::*;
@@ -343,14 +343,6 @@ fn run(pattern: Pattern, policy: OverflowPolicy, slots: u32, ops: Vec<Op>) -> Re
         }
     }
     Ok(())
-}
-
-fn cases() -> u32 {
-    if cfg!(miri) {
-        4
-    } else {
-        1000
-    }
 }
 
 proptest! {

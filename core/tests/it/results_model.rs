@@ -5,7 +5,7 @@
 //! with the bytes posted or the cause the model predicts, late posts counted, and the end seen.
 use std::collections::BTreeMap;
 
-use crate::util::{check, publish, segment, spec};
+use crate::util::{cases, check, publish, segment, spec};
 use framebus_core::segment::{Next, PostError, Posted, Reclaim};
 use framebus_core::*;
 use proptest::prelude::*;
@@ -283,14 +283,6 @@ fn run(policy: OverflowPolicy, slots: u32, cells: u32, ops: Vec<Op>) -> Result<(
     }
     prop_assert_eq!(m.head + seen, next_seq, "every issued seq came out once");
     Ok(())
-}
-
-fn cases() -> u32 {
-    if cfg!(miri) {
-        4
-    } else {
-        1000
-    }
 }
 
 proptest! {

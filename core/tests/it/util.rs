@@ -16,6 +16,15 @@ pub fn segment(spec: SegmentSpec) -> (Memory, Segment<'static>) {
     (Memory(heap), seg)
 }
 
+/// Cases per proptest state machine (a handful under Miri, which is slow).
+pub fn cases() -> u32 {
+    if cfg!(miri) {
+        4
+    } else {
+        1000
+    }
+}
+
 /// Small gray frames: `bytes` bytes each.
 pub fn spec(slots: u32, bytes: u32) -> SegmentSpec {
     SegmentSpec::new(FrameGeometry::new(bytes, 1, PixelFormat::Gray8), slots)

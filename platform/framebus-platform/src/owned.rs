@@ -326,9 +326,11 @@ impl OwnedConsumer {
     /// # Errors
     /// [`PostError::NotHeld`] when no such frame is held; as [`wait::post`].
     pub fn post(&mut self, slot: u32, gen: u64, bytes: &[u8], patience: Duration) -> Result<Posted, PostError> {
-        let i = self.held.iter().position(|f| f.slot == slot && f.gen == gen).ok_or(PostError::NotHeld)?;
-        let consumer = self.consumer.as_mut().expect("present until drop");
-        wait::post(consumer, &self.held[i], bytes, patience)
+        let r = self.try_post(slot, gen, bytes, patience);
+        if r == Err(PostError::WindowFull) {
+            self.seg.segment().note_result_overflow();
+        }
+        r
     }
 
     /// As [`OwnedConsumer::post`], without counting a full window as lost ([`wait::try_post`]).

@@ -16,11 +16,14 @@ const FRAMES: u64 = 200;
 fn two_workers_post_out_of_order_and_the_reader_gets_frame_order() {
     let spec = SegmentSpec::new(FrameGeometry::new(64, 1, PixelFormat::Gray8), 4).with_results(16, 64);
     let seg = Arc::new(SharedSegment::create(&unique("results"), &spec, CreateOptions::default()).unwrap());
+    // The producer starts once both workers are registered and the reader attached.
+    let up = Arc::new(std::sync::Barrier::new(4));
     let workers: Vec<_> = (0..2u64)
         .map(|k| {
-            let seg = seg.clone();
+            let (seg, up) = (seg.clone(), up.clone());
             std::thread::spawn(move || {
                 let mut w = seg.register(ConsumerKind::Worker).unwrap();
+                up.wait();
                 let mut n = 0;
                 loop {
                     let f = match wait::claim(&mut w, Duration::from_millis(200)) {
@@ -42,9 +45,10 @@ fn two_workers_post_out_of_order_and_the_reader_gets_frame_order() {
         })
         .collect();
     let reader = {
-        let seg = seg.clone();
+        let (seg, up) = (seg.clone(), up.clone());
         std::thread::spawn(move || {
             let mut r = seg.attach_reader().unwrap();
+            up.wait();
             let mut out = [0u8; 64];
             let mut got = Vec::new();
             loop {
@@ -60,7 +64,7 @@ fn two_workers_post_out_of_order_and_the_reader_gets_frame_order() {
             }
         })
     };
-    std::thread::sleep(Duration::from_millis(50)); // the workers and the reader are up
+    up.wait();
     let mut p = seg.attach_producer().unwrap();
     let s = seg.segment();
     for _ in 0..FRAMES {
