@@ -323,6 +323,40 @@ fn work_queue_two_workers() {
     });
 }
 
+/// The end of the stream races the last publishes: a worker that claims until `Ended` gets
+/// every frame first (the end is never seen ahead of a publish before it), and then `Ended`
+/// rather than a timeout.
+#[test]
+fn a_worker_sees_the_end_only_after_every_frame() {
+    model(|| {
+        let (heap, seg) = segment(spec(2));
+        let mut w = seg.register(ConsumerKind::Worker, 10).unwrap();
+        let t = thread::spawn(move || {
+            let mut p = seg.attach_producer(1).unwrap();
+            publish(&mut p, 0).unwrap();
+            publish(&mut p, 1).unwrap();
+            p.finish();
+        });
+        let mut got = Vec::new();
+        loop {
+            match w.claim() {
+                Ok(f) => {
+                    assert_eq!(read_seq(&w, &f), f.seq, "torn frame");
+                    got.push(f.seq);
+                    w.release(f).unwrap();
+                }
+                Err(ClaimError::Empty) => thread::yield_now(),
+                Err(ClaimError::Ended) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got, [0, 1], "every frame before the end");
+        t.join().unwrap();
+        drop(w);
+        drop(heap);
+    });
+}
+
 /// Work queue under DropOldest: the producer reclaims the oldest ready frame while a worker
 /// claims it. Exactly one wins; the worker never reads a frame being rewritten; published =
 /// delivered + dropped.

@@ -427,6 +427,7 @@ typedef struct fb_segment_info {
 
 /**
  * `fb_reader_next`: the producer finished; every result has been delivered.
+ * `fb_consumer_claim`: the producer finished; every frame has been given out.
  */
 #define FB_END 4
 
@@ -551,7 +552,8 @@ void fb_consumer_close(struct fb_consumer *c);
 
 /**
  * Claims the next frame, sleeping up to `timeout_ms` (0: do not sleep) until one arrives;
- * `FB_TIMED_OUT` when none did. The frame stays yours, unchanged, until
+ * `FB_TIMED_OUT` when none did; `FB_END` once the producer finished the stream
+ * (`fb_producer_finish`) and every frame was given out. The frame stays yours, unchanged, until
  * `fb_consumer_release`; hold as many as you need (each keeps one slot from the producer).
  *
  * # Safety

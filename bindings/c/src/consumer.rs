@@ -54,7 +54,8 @@ pub(crate) fn frame_to_c(f: &HeldFrame) -> fb_frame {
 }
 
 /// Claims the next frame, sleeping up to `timeout_ms` (0: do not sleep) until one arrives;
-/// `FB_TIMED_OUT` when none did. The frame stays yours, unchanged, until
+/// `FB_TIMED_OUT` when none did; `FB_END` once the producer finished the stream
+/// (`fb_producer_finish`) and every frame was given out. The frame stays yours, unchanged, until
 /// `fb_consumer_release`; hold as many as you need (each keeps one slot from the producer).
 ///
 /// # Safety
@@ -74,6 +75,7 @@ pub unsafe extern "C" fn fb_consumer_claim(c: *mut fb_consumer, timeout_ms: u32,
                 Ok(FB_OK)
             }
             Err(WaitError::TimedOut) => Ok(FB_TIMED_OUT),
+            Err(WaitError::Ended) => Ok(FB_END),
             Err(WaitError::Claim(e)) => Err(e.into()),
         }
     })

@@ -57,6 +57,7 @@ impl From<ClaimError> for Failure {
             ClaimError::Evicted => FB_ERR_EVICTED,
             ClaimError::NotHeld => FB_ERR_NOT_HELD,
             ClaimError::Empty | ClaimError::Contended => FB_TIMED_OUT,
+            ClaimError::Ended => FB_END,
             ClaimError::Corrupt => FB_ERR_CORRUPT,
         };
         Failure(code, e.to_string())

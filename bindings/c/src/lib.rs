@@ -85,6 +85,7 @@ pub const FB_DROPPED: fb_status = 2;
 /// has moved past it); the result is counted as late and dropped.
 pub const FB_LATE: fb_status = 3;
 /// `fb_reader_next`: the producer finished; every result has been delivered.
+/// `fb_consumer_claim`: the producer finished; every frame has been given out.
 pub const FB_END: fb_status = 4;
 /// A null pointer, an unknown enum value, a bad spec, or a call out of order.
 pub const FB_ERR_INVALID_ARGUMENT: fb_status = -1;

@@ -178,6 +178,9 @@ fn results_come_back_in_frame_order_through_the_abi() -> TestResult {
         expect("open", fb_reader_next(r, buf.as_mut_ptr(), 32, 0, &mut res), FB_TIMED_OUT, "")?;
         fb_producer_finish(p);
         expect("end", fb_reader_next(r, buf.as_mut_ptr(), 32, 1000, &mut res), FB_END, "")?;
+        // The workers see the end too, at once, not as a timeout.
+        let mut f4 = std::mem::zeroed::<fb_frame>();
+        expect("claim at the end", fb_consumer_claim(b, 1000, &mut f4), FB_END, "")?;
         if res.seq != 4 {
             return Err(format!("the end is after frame 3: {res:?}"));
         }

@@ -66,7 +66,9 @@ impl Consumer {
 #[pymethods]
 impl Consumer {
     /// Claims the next frame, waiting up to `timeout` seconds (None: until one comes).
-    /// Returns a `Frame`, or None when the timeout passed. The GIL is released while waiting.
+    /// Returns a `Frame`, or None when the timeout passed; raises `EndOfStream` once the
+    /// producer finished and every frame was given out (`for frame in consumer:` stops there).
+    /// The GIL is released while waiting.
     #[pyo3(signature = (timeout=None))]
     fn claim(slf: &Bound<'_, Self>, timeout: Option<f64>) -> PyResult<Option<Frame>> {
         let this = slf.get();
@@ -75,10 +77,22 @@ impl Consumer {
             match c.claim(wait) {
                 Ok(f) => Ok(Some((f, c.shared().clone()))),
                 Err(WaitError::TimedOut) => Ok(None),
+                Err(WaitError::Ended) => Err(claim_err(ClaimError::Ended)),
                 Err(WaitError::Claim(e)) => Err(claim_err(e)),
             }
         })?;
         Ok(got.map(|(f, seg)| Frame::new(slf.clone().unbind(), seg, f, this.geometry)))
+    }
+
+    fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+    /// The next frame, waiting as long as it takes; stops at the end of the stream.
+    fn __next__(slf: &Bound<'_, Self>) -> PyResult<Option<Frame>> {
+        match Consumer::claim(slf, None) {
+            Err(e) if e.is_instance_of::<EndOfStream>(slf.py()) => Ok(None), // StopIteration
+            r => r,
+        }
     }
 
     /// Frames delivered to this consumer.

@@ -14,6 +14,7 @@ create_exception!(_framebus, Corrupt, Error, "Shared memory holds impossible val
 create_exception!(_framebus, Superseded, Error, "Another producer took over the segment.");
 create_exception!(_framebus, Released, Error, "The frame, slot or endpoint was released or closed.");
 create_exception!(_framebus, Timeout, Error, "No free slot came within the timeout (Block policy).");
+create_exception!(_framebus, EndOfStream, Error, "The producer finished the stream and every frame was given out.");
 
 pub(crate) fn platform_err(e: PlatformError) -> PyErr {
     let msg = e.to_string();
@@ -33,6 +34,7 @@ pub(crate) fn claim_err(e: ClaimError) -> PyErr {
         ClaimError::Evicted => Evicted::new_err(msg),
         ClaimError::Corrupt => Corrupt::new_err(msg),
         ClaimError::NotHeld => Released::new_err(msg),
+        ClaimError::Ended => EndOfStream::new_err(msg),
         ClaimError::Empty | ClaimError::Contended => Error::new_err(msg),
     }
 }

@@ -161,5 +161,6 @@ fn _framebus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("Superseded", py.get_type::<Superseded>())?;
     m.add("Released", py.get_type::<Released>())?;
     m.add("Timeout", py.get_type::<Timeout>())?;
+    m.add("EndOfStream", py.get_type::<EndOfStream>())?;
     Ok(())
 }

@@ -300,6 +300,23 @@ def test_results_come_back_in_frame_order_with_causes_and_an_end():
     producer.finish()
     rest = [(r.seq, r.skipped or r.data) for r in reader]
     assert rest == [(3, "deadline"), (4, b"four")], "iteration ends at the end of the stream"
+    # The workers see the end at once: claim raises it, iteration stops there.
+    with pytest.raises(framebus.EndOfStream, match="stream ended"):
+        a.claim(timeout=5)
+    assert list(b) == []
+
+
+def test_a_worker_iterates_until_the_producer_finishes():
+    seg = framebus.create(unique("iter"), 8, 1, format="gray8", slots=4)
+    producer, w = seg.producer(), seg.worker()
+    for i in range(3):
+        producer.write(np.full((1, 8), i, np.uint8))
+    producer.finish()
+    seen = []
+    for frame in w:
+        seen.append((frame.seq, int(frame.array[0, 0])))
+        frame.release()
+    assert seen == [(0, 0), (1, 1), (2, 2)], "every frame, then the end"
 
 
 def test_a_result_larger_than_the_segment_allows_is_refused():

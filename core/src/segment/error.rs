@@ -148,6 +148,11 @@ pub enum ClaimError {
     Contended,
     /// Release of a frame this consumer does not hold (double release or stale handle).
     NotHeld,
+    /// Nothing is left to claim and the producer ended the stream ([`Producer::end_stream`]):
+    /// no frame will come unless a producer attaches again.
+    ///
+    /// [`Producer::end_stream`]: crate::segment::Producer::end_stream
+    Ended,
 }
 
 impl fmt::Display for ClaimError {
@@ -158,6 +163,7 @@ impl fmt::Display for ClaimError {
             Self::Corrupt => write!(f, "shared control area holds impossible values: segment corrupt or a peer misbehaves; recreate the segment"),
             Self::Contended => write!(f, "control words kept changing for {RETRY_LIMIT} attempts: retry; under DropOldest a consumer far slower than the producer can see this, a persistent one means a misbehaving peer"),
             Self::NotHeld => write!(f, "frame is not held by this consumer (double release or stale frame)"),
+            Self::Ended => write!(f, "the stream ended: the producer finished and every frame was given out"),
         }
     }
 }

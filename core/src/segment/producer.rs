@@ -62,6 +62,9 @@ impl<'a> Segment<'a> {
             next_seq = floor;
         }
         self.ctl(ctl::NEXT_SEQ).store(next_seq, Ordering::Release);
+        // A new producer reopens a stream its predecessor ended (`Producer::end_stream`).
+        // SYNC POINT end: Release, as the store in `end_stream`; pairs with `Segment::end_seq`.
+        self.ctl(ctl::END).store(0, Ordering::Release);
         // Only the producer sleeps for space. A count left raised by a producer that died asleep
         // would make every release a needless wake-up call: start from zero. (Were the old
         // producer alive after all, its missed wake-ups cost it one sleep slice, not a hang:

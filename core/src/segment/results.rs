@@ -165,6 +165,22 @@ impl<'a> Segment<'a> {
         (e & END_FINISHED != 0).then_some(e & !END_FINISHED)
     }
 
+    /// What a claim that found nothing at write position `pos` says: [`ClaimError::Ended`] once
+    /// the stream ended with `pos` as its last write position, else [`ClaimError::Empty`].
+    pub(super) fn empty_or_ended(&self, pos: u64) -> ClaimError {
+        if self.end_seq().is_none() {
+            return ClaimError::Empty;
+        }
+        // SYNC POINT end: this load comes after the Acquire in `end_seq`, which pairs with the
+        // Release store in `Producer::end_stream`, made after the producer's last publish: so it
+        // reads the final write position. The caller's own load of it may have been older.
+        if self.ctl(ctl::WRITE_POS).load(Ordering::Acquire) == pos {
+            ClaimError::Ended
+        } else {
+            ClaimError::Empty
+        }
+    }
+
     /// Results that came after their frame was skipped, and posts given up because the reader
     /// was a window behind.
     pub fn result_counts(&self) -> (u64, u64) {
@@ -327,8 +343,9 @@ impl Producer<'_> {
     }
 
     /// Ends the stream: every seq from [`Producer::next_seq`] on will never be issued. The
-    /// ordered reader returns [`Next::End`] there. The producer stays attached (a later attach
-    /// reopens the stream).
+    /// ordered reader returns [`Next::End`] there, and a consumer's claim
+    /// [`ClaimError::Ended`] once nothing is left to claim. The producer stays attached; the
+    /// next producer to attach reopens the stream.
     pub fn end_stream(&self) {
         // SYNC POINT end: Release pairs with the Acquire load in `Segment::end_seq`: a reader
         // that sees the end also sees every seq before it issued (their publish or drop marks).

@@ -35,6 +35,8 @@ pub const SPIN: u32 = 256;
 pub enum WaitError {
     /// The timeout passed.
     TimedOut,
+    /// The stream ended ([`ClaimError::Ended`]): the producer finished and nothing is left.
+    Ended,
     /// The claim itself failed (evicted, corrupt).
     Claim(ClaimError),
 }
@@ -45,16 +47,28 @@ impl std::fmt::Display for WaitError {
             Self::TimedOut => {
                 write!(f, "timed out waiting: the producer may be stalled or gone (check `framebus inspect`)")
             }
+            Self::Ended => ClaimError::Ended.fmt(f),
             Self::Claim(e) => e.fmt(f),
         }
     }
 }
 impl std::error::Error for WaitError {}
 
+impl From<ClaimError> for WaitError {
+    fn from(e: ClaimError) -> Self {
+        if e == ClaimError::Ended {
+            WaitError::Ended
+        } else {
+            WaitError::Claim(e)
+        }
+    }
+}
+
 /// Claims the next frame, sleeping (without a busy loop) until one arrives or `timeout` passes.
 ///
 /// # Errors
-/// [`WaitError::TimedOut`], or [`WaitError::Claim`] with the claim's own error.
+/// [`WaitError::TimedOut`]; [`WaitError::Ended`] once the producer ended the stream and nothing
+/// is left (at once: an end wakes sleepers); or [`WaitError::Claim`] with the claim's own error.
 pub fn claim(consumer: &mut Consumer<'_>, timeout: Duration) -> Result<Frame, WaitError> {
     claim_spinning(consumer, timeout, SPIN)
 }
@@ -72,7 +86,7 @@ pub fn claim_spinning(consumer: &mut Consumer<'_>, timeout: Duration, spin: u32)
         match consumer.claim() {
             Ok(f) => return Ok(f),
             Err(ClaimError::Empty | ClaimError::Contended) => {}
-            Err(e) => return Err(WaitError::Claim(e)),
+            Err(e) => return Err(WaitError::from(e)),
         }
         if spins < spin {
             // Poll with plain loads: `claim` opens and closes the busy bracket (two locked
@@ -92,7 +106,7 @@ pub fn claim_spinning(consumer: &mut Consumer<'_>, timeout: Duration, spin: u32)
         let again = consumer.claim();
         if !matches!(again, Err(ClaimError::Empty | ClaimError::Contended)) {
             consumer.retire_sleep();
-            return again.map_err(WaitError::Claim);
+            return again.map_err(WaitError::from);
         }
         os::wait(wake, seen, deadline - now);
         consumer.retire_sleep();

@@ -1,7 +1,7 @@
 """Type stubs of framebus._framebus (the Rust extension); see framebus/__init__.py."""
 
 from types import TracebackType
-from typing import Any, Literal, Optional, Type
+from typing import Any, Iterator, Literal, Optional, Type
 
 import numpy as np
 import numpy.typing as npt
@@ -56,6 +56,9 @@ class Released(Error):
 
 class Timeout(Error):
     """No free slot came within the timeout (Block policy)."""
+
+class EndOfStream(Error):
+    """The producer finished the stream and every frame was given out."""
 
 def open(name: str) -> Segment:
     """Opens the existing segment `name`, validating its header and size.
@@ -159,7 +162,11 @@ class Consumer:
 
     def claim(self, timeout: Optional[float] = None) -> Optional[Frame]:
         """The next frame, or None when `timeout` seconds passed (None: wait until one comes).
+        Raises EndOfStream once the producer finished and every frame was given out.
         Releases the GIL while waiting; Ctrl-C interrupts it."""
+    def __iter__(self) -> Iterator[Frame]: ...
+    def __next__(self) -> Frame:
+        """The next frame, waiting as long as it takes; StopIteration at the end of the stream."""
     @property
     def delivered(self) -> int: ...
     @property

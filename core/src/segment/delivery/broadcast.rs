@@ -20,7 +20,7 @@ impl<'a> Consumer<'a> {
             // SYNC POINT write-pos: pairs with the Release store in `WriteSlot::publish`.
             let wp = seg.ctl(ctl::WRITE_POS).load(Ordering::Acquire);
             if self.cursor >= wp {
-                result = Err(if self.cursor > wp { ClaimError::Corrupt } else { ClaimError::Empty });
+                result = Err(if self.cursor > wp { ClaimError::Corrupt } else { seg.empty_or_ended(wp) });
                 break;
             }
             if wp - self.cursor > ring {

@@ -9,7 +9,7 @@ impl<'a> Consumer<'a> {
         // SYNC POINT write-pos: pairs with the Release store in `WriteSlot::publish`.
         let wp = seg.ctl(ctl::WRITE_POS).load(Ordering::Acquire);
         if wp <= self.cursor {
-            return Err(if wp < self.cursor { ClaimError::Corrupt } else { ClaimError::Empty });
+            return Err(if wp < self.cursor { ClaimError::Corrupt } else { seg.empty_or_ended(wp) });
         }
         // Newest first; fall back to older frames if the newest was recycled meanwhile.
         let oldest = self.cursor.max(wp.saturating_sub(ring));

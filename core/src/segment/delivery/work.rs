@@ -20,7 +20,7 @@ impl<'a> Consumer<'a> {
                 if c > wp {
                     return Err(ClaimError::Corrupt);
                 }
-                return Err(ClaimError::Empty);
+                return Err(seg.empty_or_ended(c));
             }
             let ring = u64::from(seg.layout.ring_capacity);
             if wp - c > ring {
