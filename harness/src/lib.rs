@@ -1,7 +1,8 @@
 //! framebus-harness: the edge runtime and simulation around the `framebus` binary.
 //!
 //! - [`video`]: recorded video (MP4/H.264, Y4M) decoded into segment frames;
-//! - [`sim`]: the producer, worker and collector roles and the multi-process simulation;
+//! - [`sim`]: the producer and worker roles, the ordered results collector, and the
+//!   multi-process simulation that supervises them;
 //! - [`cli`]: `ls`, `gc`, `inspect`, `probe`;
 //! - [`vocab`]: the command line's words for the core's vocabulary (formats, policies, …).
 #![deny(missing_docs)]

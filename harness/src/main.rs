@@ -1,5 +1,5 @@
-//! The `framebus` command: the simulation (`simulate`) and its roles (`producer`, `worker`,
-//! `collector`), segment hygiene (`ls`, `gc`, `inspect`), benchmarks and `probe`.
+//! The `framebus` command: the simulation (`simulate`) and its roles (`producer`, `worker`),
+//! segment hygiene (`ls`, `gc`, `inspect`), benchmarks and `probe`.
 //!
 //! This file only dispatches: each command's arguments and behaviour live in its own module
 //! (`framebus_harness::sim::roles::*`, `sim::run`, `cli`, `bench`).
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use framebus_harness::sim::roles::{self, collector, producer, worker};
+use framebus_harness::sim::roles::{self, producer, worker};
 use framebus_harness::sim::run::{self, SimArgs};
 use framebus_harness::{cli, Res};
 
@@ -25,14 +25,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a multi-process inference simulation on recorded video: a producer decoding into a
-    /// segment, N workers running an SNPE-shaped accelerator runtime on the slots in place, a
-    /// collector restoring frame order; prints latency, drops, throughput and memory.
+    /// segment, N workers running an SNPE-shaped accelerator runtime on the slots in place and
+    /// posting results, read back in frame order; a worker or producer that dies is restarted.
+    /// Prints latency, drops and losses by cause, restarts, throughput and memory.
     #[command(after_help = run::plan::help())]
     Simulate(SimArgs),
     // The roles' help is their `Args`'s doc comment, in their own modules.
     Producer(producer::Args),
     Worker(worker::Args),
-    Collector(collector::Args),
     /// List framebus segments on this machine, with geometry and whether their creator lives.
     Ls,
     /// Remove segments whose creator is dead or whose header is unreadable.
@@ -75,7 +75,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Producer(_) | Command::Worker(_) | Command::Collector(_)) {
+    if matches!(cli.command, Command::Producer(_) | Command::Worker(_)) {
         roles::die_with_parent();
     }
     let r: Res<()> = match cli.command {
@@ -92,10 +92,13 @@ fn main() -> ExitCode {
                 eprintln!("framebus: the run delivered frames out of order or altered: see the checks line");
                 std::process::exit(2);
             }
+            if !r.accounted {
+                eprintln!("framebus: frames are unaccounted for (in != out + dropped + lost): see the frames line");
+                std::process::exit(2);
+            }
         }),
         Command::Producer(a) => producer::run(&a).and_then(|r| roles::emit(&r, a.report.as_deref())),
         Command::Worker(a) => worker::run(&a).and_then(|r| roles::emit(&r, a.report.as_deref())),
-        Command::Collector(a) => collector::run(&a).and_then(|r| roles::emit(&r, a.report.as_deref())),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

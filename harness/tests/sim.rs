@@ -70,8 +70,8 @@ fn check_invariants(r: &Value, out: &str) {
     assert!(n(r, "frames_out") > 0, "{out}");
 }
 
-/// No segment of the run whose orchestrator had `pid` remains (names are `simPID`, `simPID.ev`,
-/// `simPID.rK`).
+/// No segment of the run whose orchestrator had `pid` remains (names are `simPID` and
+/// `simPID.out`).
 fn no_segment_left(pid: u32) {
     let prefix = format!("framebus.sim{pid}");
     let left: Vec<String> = std::fs::read_dir("/dev/shm")
@@ -129,6 +129,9 @@ fn the_report_has_every_key_and_accounts_for_every_frame() {
         "memory",
         "memory_flat",
         "wall_s",
+        "restarts",
+        "deaths",
+        "accounted",
         "timeline",
     ]
     .into_iter()
@@ -140,11 +143,13 @@ fn the_report_has_every_key_and_accounts_for_every_frame() {
     for key in ["p50", "p99"] {
         assert!(r["transport_us"][key].as_f64().is_some(), "transport_us.{key}");
     }
-    for who in ["producer", "collector", "worker-0", "worker-1", "worker-2"] {
+    for who in ["producer", "runtime", "worker-0", "worker-1", "worker-2"] {
         assert!(n(&r["peak_rss_bytes"], who) > 0, "peak RSS of {who}");
     }
     assert_eq!(n(&r, "frames_in"), 60);
     assert_eq!(n(&r, "workers"), 3);
+    assert_eq!(r["restarts"], serde_json::json!({}), "nothing died: {out}");
+    assert_eq!(r["accounted"], Value::Bool(true), "{out}");
     check_invariants(&r, &out);
 }
 
@@ -169,8 +174,10 @@ fn block_loses_nothing_and_drop_newest_counts_what_it_skips() {
     check_invariants(&r, &out);
     assert!(n(&r["dropped"], "drop_newest") > 0, "{out}");
     assert_eq!(drops(&r), n(&r["dropped"], "drop_newest"), "{out}");
-    // Thousands of drops while one frame is being worked on: far more than the reorder window
-    // holds, and still no frame in flight is pushed out of it.
+    // Thousands of drops while one frame is being worked on: far more than the results window
+    // holds (4096 cells). No frame in flight is pushed out of it: every published frame has its
+    // result. The drops the producer could not mark because they fell beyond the reader's
+    // window come out as `window_overflow` — still counted, one per frame.
     let y4m = tmp("flood.y4m");
     write_y4m(&y4m, 96, 64, 10, None);
     let (ok, out, r) = simulate(
@@ -192,8 +199,16 @@ fn block_loses_nothing_and_drop_newest_counts_what_it_skips() {
     let _ = std::fs::remove_file(&y4m);
     assert!(ok, "{out}");
     let r = r.unwrap();
-    check_invariants(&r, &out);
-    assert!(n(&r["dropped"], "drop_newest") > 4000, "{out}");
+    assert_eq!(r["accounted"], Value::Bool(true), "{out}");
+    for key in ["order_violations", "worker_order_violations", "integrity_failures", "unexpected_results"] {
+        assert_eq!(n(&r, key), 0, "{key}: {out}");
+    }
+    let dropped = n(&r["producer_dropped"], "drop_newest");
+    assert!(dropped > 4000, "{out}");
+    assert_eq!(n(&r, "frames_out"), 5000 - dropped, "every published frame has its result: {out}");
+    let beyond = r["dropped"].get("window_overflow").map_or(0, |v| v.as_u64().unwrap());
+    assert_eq!(n(&r["dropped"], "drop_newest") + beyond, dropped, "each drop counted once: {out}");
+    assert_eq!(drops(&r), dropped, "and nothing else lost: {out}");
 }
 
 #[test]
@@ -289,8 +304,9 @@ fn bad_input_gets_one_clear_line_and_no_segment_is_left() {
 }
 
 #[test]
-fn a_role_failing_mid_run_stops_the_run_and_removes_every_segment() {
-    // The producer meets a damaged frame after the segments exist and every role runs.
+fn a_role_failing_at_every_restart_stops_the_run_and_removes_every_segment() {
+    // The producer meets a damaged frame after the segments exist and every role runs; each
+    // restart resumes at that frame and fails again: a crash loop.
     let y4m = tmp("broken.y4m");
     write_y4m(&y4m, 96, 64, 10, Some(4));
     let (ok, out, r) = simulate(
@@ -300,7 +316,9 @@ fn a_role_failing_mid_run_stops_the_run_and_removes_every_segment() {
     let _ = std::fs::remove_file(&y4m);
     assert!(!ok && r.is_none(), "{out}");
     assert!(out.contains("a frame does not start with FRAME"), "the producer says why: {out}");
-    assert!(out.contains("the producer process failed"), "the run says who: {out}");
+    assert!(out.contains("resuming the stream"), "it was restarted where it stopped: {out}");
+    assert!(out.contains("producer keeps dying: 4 times in a row"), "the run says who and why it gave up: {out}");
+    assert!(out.contains("framebus") && out.contains(" producer --"), "and the command: {out}");
     assert!(!out.contains("panicked"), "{out}");
     // (`simulate` checked that no segment is left.)
 }
@@ -362,4 +380,126 @@ fn the_accelerator_reads_every_slot_through_its_fd_registration_on_every_backing
             println!("skipped the {backing} run: {device} is missing or not usable by this user");
         }
     }
+}
+
+/// The pids of the live children of `parent` whose command line has every word of `words`.
+fn children(parent: u32, words: &[&str]) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // Fields after the command (which may hold spaces) end with ')': state, ppid, ...
+        let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+        let mut f = after.split_whitespace();
+        let (state, ppid) = (f.next(), f.next().and_then(|p| p.parse::<u32>().ok()));
+        if ppid != Some(parent) || state == Some("Z") {
+            continue;
+        }
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        if words.iter().all(|w| args.iter().any(|a| a == w)) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Starts `framebus simulate ARGS --quiet --json F` in the background and waits until frames
+/// flow through its segment; returns the child and the report path.
+fn start_simulation(tag: &str, args: &[&str]) -> (std::process::Child, PathBuf) {
+    let json = tmp(&format!("{tag}.json"));
+    let _ = std::fs::remove_file(&json);
+    let child = Command::new(env!("CARGO_BIN_EXE_framebus"))
+        .arg("simulate")
+        .args(args)
+        .args(["--quiet", "--json"])
+        .arg(&json)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let name = format!("sim{}", child.id());
+    let t = std::time::Instant::now();
+    let flowing = || framebus_platform::SharedSegment::open(&name).is_ok_and(|s| s.segment().stats().write_pos >= 5);
+    while !flowing() {
+        assert!(t.elapsed().as_secs() < 30, "the simulation never published frames on {name}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    (child, json)
+}
+
+fn kill9(pid: u32) {
+    assert!(Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap().success());
+}
+
+/// Waits for a live child of `parent` with `words`, other than `not`.
+fn wait_child(parent: u32, words: &[&str], not: Option<u32>) -> u32 {
+    let t = std::time::Instant::now();
+    loop {
+        if let Some(p) = children(parent, words).into_iter().find(|p| Some(*p) != not) {
+            return p;
+        }
+        assert!(t.elapsed().as_secs() < 30, "no {words:?} process under {parent}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn kill_9_of_workers_and_the_producer_mid_run_loses_only_their_frames_and_the_run_goes_on() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (child, json) = start_simulation("kill9", &["--workers", "3", "--duration", "8"]);
+    let sim = child.id();
+    // A worker in the middle of a model call (aip: ~100 ms each, so it almost always holds a
+    // frame), then the producer, then the restarted worker again.
+    let w = wait_child(sim, &["worker", "--index", "1"], None);
+    kill9(w);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    kill9(wait_child(sim, &["producer"], None));
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    kill9(wait_child(sim, &["worker", "--index", "1"], Some(w)));
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    no_segment_left(sim);
+    let orphans = Command::new("pgrep").args(["-f", "--", &format!("sim{sim}")]).output().unwrap();
+    assert_eq!(orphans.status.code(), Some(1), "role processes left: {}", String::from_utf8_lossy(&orphans.stdout));
+    assert!(out.status.success(), "the run survives its processes dying: {text}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(r["accounted"], Value::Bool(true), "{text}");
+    assert_eq!(n(&r, "frames_out") + drops(&r), n(&r, "frames_in"), "in = out + dropped + lost: {text}");
+    assert_eq!(n(&r, "frames_in"), 200, "the restarted producer went on to the last frame: {text}");
+    assert_eq!(n(&r, "order_violations"), 0, "{text}");
+    assert_eq!(n(&r, "integrity_failures"), 0, "{text}");
+    assert_eq!(n(&r, "unexpected_results"), 0, "{text}");
+    assert_eq!(r["restarts"], serde_json::json!({"producer": 1, "worker-1": 2}), "{text}");
+    assert_eq!(r["deaths"]["worker-1"].as_array().unwrap().len(), 2, "{text}");
+    assert!(r["deaths"]["producer"][0].as_str().unwrap().contains("SIGKILL"), "{text}");
+    assert!(text.contains("resuming the stream") && text.contains("at seq"), "the producer says from where: {text}");
+    // Only the dead workers' frames are lost, each counted as such; the rest are the policy's.
+    for cause in r["dropped"].as_object().unwrap().keys() {
+        assert!(["drop_oldest", "drop_newest", "worker_died"].contains(&cause.as_str()), "{cause}: {text}");
+    }
+    assert!(n(&r["dropped"], "worker_died") <= 2, "at most the frame each killed worker held: {text}");
+    assert!(n(&r, "frames_out") > 150, "{text}");
+}
+
+#[test]
+fn a_worker_killed_at_every_restart_is_a_crash_loop_that_stops_the_run_cleanly() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (child, _json) = start_simulation("loop", &["--workers", "2", "--duration", "30"]);
+    let sim = child.id();
+    let mut last = None;
+    for _ in 0..4 {
+        let w = wait_child(sim, &["worker", "--index", "0"], last);
+        kill9(w);
+        last = Some(w);
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    no_segment_left(sim);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("worker-0 keeps dying: 4 times in a row within 2 s of starting"), "{text}");
+    assert!(text.contains("SIGKILL") && text.contains(" worker --"), "how it ended and its command: {text}");
+    let orphans = Command::new("pgrep").args(["-f", "--", &format!("sim{sim}")]).output().unwrap();
+    assert_eq!(orphans.status.code(), Some(1), "role processes left: {}", String::from_utf8_lossy(&orphans.stdout));
 }

@@ -1,8 +1,7 @@
-//! The record channel: how the simulation's processes tell each other things — fixed
-//! [`RECORD_BYTES`] records in the slots of a small framebus segment, one sender per channel.
-//!
-//! Every role uses this module and no other path: the producer's events (`NAME.ev`), each
-//! worker's results (`NAME.rK`), the collector's ordered output (`NAME.out`).
+//! The record channel: the collector's ordered output for viewers (`NAME.out`) — fixed
+//! [`RECORD_BYTES`] records in the slots of a small broadcast framebus segment, one sender.
+//! (The run's own traffic needs no channel: results travel in the frames segment's results
+//! area, `docs/LAYOUT.md` §6b.)
 //!
 //! # Layout
 //! A channel is a segment like any other (`docs/LAYOUT.md`), with this spec:
@@ -10,9 +9,9 @@
 //! | field | value | why |
 //! |---|---|---|
 //! | geometry | `Raw`, `RECORD_BYTES` × 1 | one record per slot |
-//! | slots | 256 (events), 64 (results, output) | room for a burst while the reader is busy |
-//! | pattern / policy | work queue, Block ([`Channel::create`]) | nothing is lost: a full channel makes the sender wait |
-//! | | broadcast, DropOldest ([`Channel::create_broadcast`]) | viewers: a slow one loses records, never stalls the sender |
+//! | slots | 64 | room for a burst while a viewer is busy |
+//! | pattern / policy | broadcast, DropOldest ([`Channel::create_broadcast`]) | viewers: a slow one loses records, never stalls the sender |
+//! | | work queue, Block ([`Channel::create`]) | one receiver that must lose nothing (tests) |
 //! | meta `payload_len` | `RECORD_BYTES` | |
 //! | meta `capture_ns`, `flags` | [`Tag`] | the output's capture time and `OUT_SKIPPED` |
 //!
@@ -20,9 +19,10 @@
 //!
 //! # Invariant
 //! On a work-queue channel each record sent is taken exactly once, in the order sent (one
-//! sender, one receiver, and work-queue claims follow publish order), so the collector can
-//! check the order of what a worker reports. A record's bytes are complete when it is taken:
-//! they are written before the slot is published (SYNC POINT `record-ready`).
+//! sender, one receiver, and work-queue claims follow publish order); on a broadcast channel
+//! each viewer takes the records in the order sent, minus those dropped for it. A record's
+//! bytes are complete when it is taken: they are written before the slot is published
+//! (SYNC POINT `record-ready`).
 //!
 //! # Crash behaviour
 //! - A sender that dies: its records already published stay and are taken; one it was writing

@@ -1,25 +1,28 @@
 //! The simulation: a producer decoding recorded video into a segment, N workers running an
-//! SNPE-shaped accelerator runtime on the slots in place, and a collector restoring frame order
-//! and measuring, each in its own process (`framebus producer|worker|collector`), started,
-//! watched and torn down by `framebus simulate` (what `cargo xtask simulate` runs).
+//! SNPE-shaped accelerator runtime on the slots in place and posting each frame's outcome as
+//! its result, each in its own process (`framebus producer|worker`); the runtime
+//! (`framebus simulate`, what `cargo xtask simulate` runs) starts, supervises (restarts) and
+//! tears them down, and reads the results back in frame order itself ([`collect`]).
 //!
 //! ```text
-//!             frames segment (work queue)            NAME.r0 … NAME.rN-1
-//! producer ──► [slot][slot][slot]… ──claim──► worker k ──Outcome──► collector ──► report
-//!     │                                 (SNPE input user buffer = the slot)        ▲
-//!     └──────────────── NAME.ev: Published / Dropped / End events ─────────────────┘
+//!                       frames segment (work queue + results area)
+//! producer ──► [slot][slot][slot]… ──claim──► worker k ──post(Outcome)──► [cell][cell]…
+//!                              (SNPE input user buffer = the slot)            │ in frame order
+//!              drops marked in the cells ───────────────────────────────► collector ──► report
+//!                                                                          └──► NAME.out (viewers)
 //! ```
-
+//!
 //! The modules, each depending only on those listed before it (no edge back up):
 //!
 //! - [`wire`] (the records), [`profile`] (runtime profiles, one table), [`accel`] (the SNPE
-//!   runtime), [`channel`] (how roles send records to each other);
-//! - [`roles`]: the producer, the workers, the collector — each its own contract (`Args`,
-//!   report, `run`);
+//!   runtime), [`channel`] (the ordered output for viewers);
+//! - [`roles`]: the producer and the workers — each its own contract (`Args`, report, `run`);
+//! - [`collect`]: the ordered reader, checks and measurements;
 //! - [`run`]: `framebus simulate` — plan, supervise, report, plot.
 
 pub mod accel;
 pub mod channel;
+pub mod collect;
 pub mod profile;
 pub mod roles;
 pub mod run;

@@ -1,12 +1,44 @@
-//! What the simulation's processes tell each other, as fixed little-endian records in the
-//! slots of small framebus segments (one per sender).
+//! What the simulation's processes tell each other, as fixed little-endian words:
 //!
-//! - `NAME.ev`: producer → collector, one [`Event`] per published or dropped frame, and one at
-//!   the end; the collector learns from it exactly which sequence numbers to expect.
-//! - `NAME.rK`: worker K → collector, one [`Outcome`] per frame the worker ran.
+//! - a worker's result for a frame, posted through the frames segment's results area
+//!   (`docs/LAYOUT.md` §6b): one [`Outcome`] ([`OUTCOME_BYTES`]) per frame it ran; the ordered
+//!   reader gets them, and every frame without one, in frame order;
+//! - the producer's [`Sidecar`] in each slot, after the frame's bytes: when it was published;
+//! - the ordered output for viewers (`NAME.out`, [`super::channel`]): one [`RECORD_BYTES`]
+//!   record per frame, in order, skips included.
 
-/// Bytes of one record slot in the event and result segments.
+/// Bytes of one record slot in the ordered output (`NAME.out`).
 pub const RECORD_BYTES: u32 = 256;
+
+/// Bytes of an encoded [`Outcome`]: the frames segment's `result_max` in a simulation.
+pub const OUTCOME_BYTES: u32 = 12 * 8;
+
+/// Bytes the simulation reserves in each slot after the frame for the [`Sidecar`].
+pub const SIDECAR_BYTES: u32 = 64;
+
+/// What the producer writes after a frame's bytes in its slot (outside `payload_len` and the
+/// checksum): the frame's publish time, so the collector can tell queueing from transport.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sidecar {
+    /// when the producer called `publish` (the platform's monotonic clock, `now_ns`)
+    pub publish_ns: u64,
+    /// decode and colour conversion of this frame, ns
+    pub decode_ns: u64,
+}
+
+impl Sidecar {
+    /// Writes the sidecar into `out` (at least 16 bytes).
+    pub fn encode(&self, out: &mut [u8]) {
+        put(out, &[self.publish_ns, self.decode_ns]);
+    }
+
+    /// Reads a sidecar (None when `b` is too short).
+    #[must_use]
+    pub fn decode(b: &[u8]) -> Option<Sidecar> {
+        let w = get::<2>(b)?;
+        Some(Sidecar { publish_ns: w[0], decode_ns: w[1] })
+    }
+}
 
 /// Flag of a record in the collector's ordered output (`NAME.out`) whose frame has no result
 /// (dropped by the producer, or given up); the record's `seq` names it, the rest is zero.
@@ -17,76 +49,6 @@ pub const OUT_SKIPPED: u32 = 1;
 /// `docs/LAYOUT.md` §4). The stub accelerator runtime (`snpe-sys`, C) computes the same function
 /// over the slot in place; a unit test there checks both agree.
 pub use framebus_platform::core::segment::content_checksum as checksum;
-
-/// Why the producer did not deliver a frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DropCause {
-    /// `drop-oldest`: a newer frame took the slot of this unclaimed one.
-    Oldest,
-    /// `drop-newest`: no slot was free, so this frame was not published.
-    Newest,
-}
-
-/// One producer event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// Frame `seq` was published at `publish_ns`.
-    Published {
-        /// sequence number
-        seq: u64,
-        /// when it was due (the simulated camera's capture instant)
-        capture_ns: u64,
-        /// when `publish` was called
-        publish_ns: u64,
-        /// decode + convert time of this frame
-        decode_ns: u64,
-        /// the content checksum the producer computed over the slot
-        checksum: u64,
-    },
-    /// Frame `seq` will never reach a worker.
-    Dropped {
-        /// sequence number
-        seq: u64,
-        /// when it was due
-        capture_ns: u64,
-        /// why
-        cause: DropCause,
-    },
-    /// The producer is done: `next_seq` sequence numbers were issued in all.
-    End {
-        /// first sequence number never issued
-        next_seq: u64,
-    },
-}
-
-impl Event {
-    /// Encodes into the first 48 bytes of `out`.
-    pub fn encode(&self, out: &mut [u8]) {
-        let words: [u64; 6] = match *self {
-            Event::Published { seq, capture_ns, publish_ns, decode_ns, checksum } => {
-                [1, seq, capture_ns, publish_ns, decode_ns, checksum]
-            }
-            Event::Dropped { seq, capture_ns, cause } => {
-                [if cause == DropCause::Oldest { 2 } else { 3 }, seq, capture_ns, 0, 0, 0]
-            }
-            Event::End { next_seq } => [4, next_seq, 0, 0, 0, 0],
-        };
-        put(out, &words);
-    }
-
-    /// Decodes what [`Event::encode`] wrote; `None` for an unknown kind.
-    #[must_use]
-    pub fn decode(b: &[u8]) -> Option<Event> {
-        let w = get::<6>(b)?;
-        Some(match w[0] {
-            1 => Event::Published { seq: w[1], capture_ns: w[2], publish_ns: w[3], decode_ns: w[4], checksum: w[5] },
-            2 => Event::Dropped { seq: w[1], capture_ns: w[2], cause: DropCause::Oldest },
-            3 => Event::Dropped { seq: w[1], capture_ns: w[2], cause: DropCause::Newest },
-            4 => Event::End { next_seq: w[1] },
-            _ => return None,
-        })
-    }
-}
 
 /// What a worker reports for one frame.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -111,10 +73,14 @@ pub struct Outcome {
     pub changed_cells: u32,
     /// mean luminance (0–255) of the frame
     pub mean_luma: u32,
+    /// the frame's capture time, from its descriptor
+    pub capture_ns: u64,
+    /// when the producer published it, from its [`Sidecar`]
+    pub publish_ns: u64,
 }
 
 impl Outcome {
-    /// Encodes into the first 80 bytes of `out`.
+    /// Encodes into the first [`OUTCOME_BYTES`] of `out`.
     pub fn encode(&self, out: &mut [u8]) {
         put(
             out,
@@ -129,6 +95,8 @@ impl Outcome {
                 u64::from(self.changed_cells),
                 u64::from(self.mean_luma),
                 self.call_ns,
+                self.capture_ns,
+                self.publish_ns,
             ],
         );
     }
@@ -136,7 +104,7 @@ impl Outcome {
     /// Decodes what [`Outcome::encode`] wrote.
     #[must_use]
     pub fn decode(b: &[u8]) -> Option<Outcome> {
-        let w = get::<10>(b)?;
+        let w = get::<12>(b)?;
         Some(Outcome {
             seq: w[0],
             worker: u32::try_from(w[1]).ok()?,
@@ -148,6 +116,8 @@ impl Outcome {
             changed_cells: u32::try_from(w[7]).ok()?,
             mean_luma: u32::try_from(w[8]).ok()?,
             call_ns: w[9],
+            capture_ns: w[10],
+            publish_ns: w[11],
         })
     }
 }
@@ -185,16 +155,7 @@ mod tests {
 
     #[test]
     fn records_round_trip() {
-        let mut b = [0u8; RECORD_BYTES as usize];
-        for e in [
-            Event::Published { seq: 7, capture_ns: 1, publish_ns: 2, decode_ns: 3, checksum: 6 },
-            Event::Dropped { seq: 8, capture_ns: 4, cause: DropCause::Oldest },
-            Event::Dropped { seq: 9, capture_ns: 5, cause: DropCause::Newest },
-            Event::End { next_seq: 10 },
-        ] {
-            e.encode(&mut b);
-            assert_eq!(Event::decode(&b), Some(e));
-        }
+        let mut b = [0u8; OUTCOME_BYTES as usize];
         let o = Outcome {
             seq: 3,
             worker: 2,
@@ -206,10 +167,16 @@ mod tests {
             changed_cells: 5,
             mean_luma: 100,
             call_ns: 9,
+            capture_ns: 15,
+            publish_ns: 16,
         };
         o.encode(&mut b);
         assert_eq!(Outcome::decode(&b), Some(o));
-        b[..8].copy_from_slice(&99u64.to_le_bytes());
-        assert_eq!(Event::decode(&b), None, "an unknown kind is refused");
+        assert_eq!(Outcome::decode(&b[..OUTCOME_BYTES as usize - 1]), None, "a short record is refused");
+        b[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(Outcome::decode(&b), None, "a worker number out of range is refused");
+        let sc = Sidecar { publish_ns: 5, decode_ns: 6 };
+        sc.encode(&mut b);
+        assert_eq!(Sidecar::decode(&b), Some(sc));
     }
 }

@@ -1,4 +1,4 @@
-//! The roles: each one process of the `framebus` binary (`framebus producer|worker|collector`),
+//! The roles: each one process of the `framebus` binary (`framebus producer|worker`),
 //! each one module owning its whole contract:
 //!
 //! - `Args`: the clap struct the role's subcommand parses *and* the orchestrator fills in and
@@ -9,9 +9,8 @@
 //!
 //! Every role prints `ready` once it has opened its segments and registered ([`ready`]); the
 //! orchestrator waits for that line. Roles know nothing of the orchestrator: they only meet it
-//! through segments, channels ([`super::channel`]) and their arguments.
+//! through the frames segment (its slots and its results area) and their arguments.
 
-pub mod collector;
 pub mod producer;
 pub mod worker;
 

@@ -1,6 +1,8 @@
 //! The producer role: decodes a recorded video straight into the segment's slots, paced at the
-//! video's frame rate (a camera), and tells the collector about every frame it published or
-//! dropped.
+//! video's frame rate (a camera), and ends the stream when done. A producer attaching to a
+//! segment whose producer died resumes at the next sequence number, at the same place of the
+//! clip and on the same schedule (`--start-ns`), so a restart loses only the frame being
+//! written.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -10,8 +12,7 @@ use framebus_platform::core::{FrameGeometry, OverflowPolicy, Pattern, PixelForma
 use framebus_platform::{now_ns, wait, Access, CreateOptions, SharedSegment};
 use serde::{Deserialize, Serialize};
 
-use crate::sim::channel::{Channel, RecordTx, Tag};
-use crate::sim::wire::{checksum, DropCause, Event, RECORD_BYTES};
+use crate::sim::wire::{checksum, Sidecar};
 use crate::sim::{open_segment, peak_rss_bytes, Res};
 use crate::video;
 use crate::vocab;
@@ -41,9 +42,11 @@ pub struct Args {
     /// With --create: broadcast to subscribers instead of a work queue for workers.
     #[arg(long, requires = "create")]
     pub broadcast: bool,
-    /// Events channel to the collector (only under `simulate`).
+    /// Origin of the pacing schedule on the platform's monotonic clock (ns): frame `i` is due
+    /// at `start_ns + i / fps`. A restarted producer keeps its predecessor's schedule this way
+    /// [default: when this producer starts].
     #[arg(long)]
-    pub events: Option<String>,
+    pub start_ns: Option<u64>,
     /// Video file (MP4/H.264 or Y4M).
     #[arg(long)]
     pub video: PathBuf,
@@ -71,11 +74,14 @@ impl Args {
     }
 }
 
-/// What the producer reports at exit.
+/// What the producer reports at exit (this process's part of the stream; a restarted producer
+/// reports only its own frames).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ProducerReport {
     /// frames offered (sequence numbers issued)
     pub frames: u64,
+    /// the first sequence number this producer issued (above 0: it resumed a dead one's stream)
+    pub first_seq: u64,
     /// frames published
     pub published: u64,
     /// frames dropped by `drop-oldest` (their slots reused)
@@ -99,18 +105,6 @@ pub struct ProducerReport {
     pub peak_rss_bytes: u64,
 }
 
-/// How long the producer waits for the collector to take an event before it gives up.
-const PATIENCE: Duration = Duration::from_secs(10);
-
-/// Tells the collector `e` (when there is one).
-fn send(events: &mut Option<RecordTx<'_>>, e: Event) -> Res<()> {
-    let Some(tx) = events.as_mut() else { return Ok(()) };
-    let mut b = [0u8; RECORD_BYTES as usize];
-    e.encode(&mut b);
-    tx.send(&b, Tag::default(), PATIENCE)?;
-    Ok(())
-}
-
 /// Decodes the next video frame into `out`, looping the clip at its end.
 fn decode(src: &mut video::Source, out: &mut [u8], fmt: PixelFormat) -> Res<()> {
     if !src.next_frame(out, fmt)? {
@@ -125,7 +119,7 @@ fn decode(src: &mut video::Source, out: &mut [u8], fmt: PixelFormat) -> Res<()> 
 /// Runs the producer until `frames` were offered; returns its report.
 ///
 /// # Errors
-/// Segment, video and event-channel failures, each with what to do.
+/// Segment and video failures, each with what to do.
 pub fn run(a: &Args) -> Res<ProducerReport> {
     let mut src = video::open(&a.video)?;
     let info = src.info();
@@ -134,10 +128,8 @@ pub fn run(a: &Args) -> Res<ProducerReport> {
     } else {
         open_segment(&a.segment)?
     };
-    let events = a.events.as_deref().map(Channel::open).transpose()?;
     let seg = frames_seg.segment();
     let mut p = frames_seg.attach_producer()?;
-    let mut ev = events.as_ref().map(Channel::sender).transpose()?;
     let spec = seg.layout().spec;
     let g = spec.geometry;
     if (g.width, g.height) != (info.width, info.height) {
@@ -163,21 +155,36 @@ pub fn run(a: &Args) -> Res<ProducerReport> {
     let fps = a.fps.unwrap_or(info.fps);
     let period = Duration::from_secs_f64(1.0 / fps);
     let mut scratch = Vec::new();
-    let mut r = ProducerReport { fps, ..ProducerReport::default() };
-    let (mut decode_total, start, start_ns) = (Duration::ZERO, Instant::now(), now_ns());
+    // Resume where a dead predecessor stopped: the sequence number is the frame's index.
+    let first = p.next_seq();
+    let mut r = ProducerReport { fps, first_seq: first, ..ProducerReport::default() };
+    if first > 0 {
+        let skip = if info.frames > 0 { first % u64::from(info.frames) } else { first };
+        eprintln!(
+            "framebus producer: resuming the stream of {} at seq {first} (frame {skip} of {})",
+            a.segment,
+            a.video.display()
+        );
+        scratch.resize(frame_bytes, 0);
+        for _ in 0..skip {
+            decode(&mut src, &mut scratch, g.format)?;
+        }
+    }
+    let (mut decode_total, start) = (Duration::ZERO, Instant::now());
+    let start_ns = a.start_ns.unwrap_or_else(now_ns);
     super::ready();
-    for i in 0..a.frames.unwrap_or(u64::MAX) {
+    for i in first..a.frames.unwrap_or(u64::MAX) {
         if stop.load(std::sync::atomic::Ordering::SeqCst) {
             break;
         }
-        let due = start + period.mul_f64(i as f64);
-        let now = Instant::now();
-        if !a.max_speed && due > now {
-            std::thread::sleep(due - now);
+        let due_ns = start_ns.saturating_add((i as f64 * 1e9 / fps) as u64);
+        let now = now_ns();
+        if !a.max_speed && due_ns > now {
+            std::thread::sleep(Duration::from_nanos(due_ns - now));
         }
-        let capture_ns = if a.max_speed { now_ns() } else { start_ns + (due - start).as_nanos() as u64 };
+        let capture_ns = if a.max_speed { now_ns() } else { due_ns };
         if !a.max_speed {
-            r.behind_ms_max = r.behind_ms_max.max(Instant::now().saturating_duration_since(due).as_secs_f64() * 1e3);
+            r.behind_ms_max = r.behind_ms_max.max(now_ns().saturating_sub(due_ns) as f64 / 1e6);
         }
         // A slot to decode into: wait for one under Block, count the drop otherwise.
         let blocked_at = Instant::now();
@@ -193,8 +200,7 @@ pub fn run(a: &Args) -> Res<ProducerReport> {
             }
             break match p.begin() {
                 Ok(slot) => Some(slot),
-                Err(BeginError::DroppedNewest { seq }) => {
-                    send(&mut ev, Event::Dropped { seq, capture_ns, cause: DropCause::Newest })?;
+                Err(BeginError::DroppedNewest { .. }) => {
                     r.dropped_newest += 1;
                     None
                 }
@@ -217,8 +223,7 @@ pub fn run(a: &Args) -> Res<ProducerReport> {
                 decode_total += t.elapsed();
             }
             Some(mut slot) => {
-                if let Some(seq) = slot.dropped_seq() {
-                    send(&mut ev, Event::Dropped { seq, capture_ns: 0, cause: DropCause::Oldest })?;
+                if slot.dropped_seq().is_some() {
                     r.dropped_oldest += 1;
                 }
                 assert!(slot.capacity() as usize >= frame_bytes, "layout gives every slot a whole frame");
@@ -241,18 +246,21 @@ pub fn run(a: &Args) -> Res<ProducerReport> {
                     payload_len: frame_bytes as u64,
                     checksum: Some(sum),
                 };
-                let publish_ns = now_ns();
-                let published = wait::publish(slot, meta, &seg);
+                // The sidecar after the frame (outside payload_len and the checksum), where the
+                // slot has room for it (`simulate` makes it).
+                if slot.capacity() as usize >= frame_bytes + 16 {
+                    let mut b = [0u8; 16];
+                    Sidecar { publish_ns: now_ns(), decode_ns }.encode(&mut b);
+                    slot.write(frame_bytes as u64, &b);
+                }
+                wait::publish(slot, meta, &seg);
                 r.published += 1;
-                send(
-                    &mut ev,
-                    Event::Published { seq: published.seq, capture_ns, publish_ns, decode_ns, checksum: sum },
-                )?;
             }
         }
         r.frames += 1;
     }
-    send(&mut ev, Event::End { next_seq: p.segment().stats().next_seq })?;
+    // The explicit end: workers' claims and the ordered reader see it at once.
+    p.finish();
     r.decode_ms_mean = decode_total.as_secs_f64() * 1e3 / r.frames.max(1) as f64;
     r.wall_s = start.elapsed().as_secs_f64();
     r.peak_rss_bytes = peak_rss_bytes();
@@ -272,7 +280,7 @@ mod tests {
             slots: None,
             policy: None,
             broadcast: false,
-            events: Some("sim1.ev".into()),
+            start_ns: Some(123_456_789),
             video: "/media/clip.mp4".into(),
             fps: Some(29.97),
             frames: Some(600),
@@ -286,7 +294,7 @@ mod tests {
             slots: Some(5),
             policy: Some(OverflowPolicy::DropNewest),
             broadcast: true,
-            events: None,
+            start_ns: None,
             fps: None,
             frames: None,
             max_speed: false,

@@ -1,19 +1,19 @@
 //! The worker role: claims frames from the work queue and runs the accelerator on each slot in
-//! place (the SNPE input user buffer is pointed at the slot), then reports the outcome to the
-//! collector and releases the slot.
+//! place (the SNPE input user buffer is pointed at the slot), posts the outcome as the frame's
+//! result (the ordered reader gets it in frame order) and releases the slot; it exits at the
+//! stream's end.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use framebus_platform::core::{ConsumerKind, PixelFormat};
+use framebus_platform::core::{ConsumerKind, PixelFormat, PostError, Posted};
 use framebus_platform::wait::WaitError;
-use framebus_platform::{is_alive, now_ns, wait, Access, SharedSegment};
+use framebus_platform::{now_ns, wait, Access, SharedSegment};
 use serde::{Deserialize, Serialize};
 
 use crate::sim::accel::Accelerator;
-use crate::sim::channel::{Channel, Tag};
 use crate::sim::profile::Profile;
-use crate::sim::wire::{Outcome, RECORD_BYTES};
+use crate::sim::wire::{Outcome, Sidecar, OUTCOME_BYTES};
 use crate::sim::{open_segment, peak_rss_bytes, Res};
 
 /// Role: claim frames and run the accelerator on each slot in place (started by `simulate`).
@@ -22,9 +22,6 @@ pub struct Args {
     /// Frames segment (a name, or `unix:PATH` to receive its descriptor).
     #[arg(long)]
     pub segment: String,
-    /// This worker's results channel (to the collector).
-    #[arg(long)]
-    pub results: String,
     /// Worker number (0-based).
     #[arg(long)]
     pub index: u32,
@@ -60,6 +57,8 @@ pub struct WorkerReport {
     pub wall_ms: f64,
     /// model calls whose checksum differed from the producer's (counted here too)
     pub integrity_failures: u64,
+    /// results posted after the reader had given their frame up (counted in the segment too)
+    pub late_posts: u64,
     /// peak resident memory of this process
     pub peak_rss_bytes: u64,
     /// every slot was registered with the runtime by (fd, offset)
@@ -90,14 +89,16 @@ fn register_slots(_: &SharedSegment, _: &mut Accelerator) -> Res<()> {
     Err("registering slots by fd needs Linux: run the worker with --no-register".into())
 }
 
-/// Runs the worker until the producer has gone and the queue is empty.
+/// Runs the worker until the stream ends (the producer finished and the queue is empty).
 ///
 /// # Errors
 /// Segment and accelerator failures, each with what to do.
 pub fn run(a: &Args) -> Res<WorkerReport> {
     let frames_seg = open_segment(&a.segment)?;
-    let results = Channel::open(&a.results)?;
     let seg = frames_seg.segment();
+    if !seg.has_results() {
+        return Err(format!("segment {} has no results area: create it with results", a.segment).into());
+    }
     let g = seg.layout().spec.geometry;
     let channels = match g.format {
         PixelFormat::Bgr24 | PixelFormat::Rgb24 => 3,
@@ -105,7 +106,7 @@ pub fn run(a: &Args) -> Res<WorkerReport> {
         f => return Err(format!("the stub model takes packed BGR/RGB/GRAY frames, not {f:?}").into()),
     };
     let mut worker = frames_seg.register(ConsumerKind::Worker)?;
-    let mut out = results.sender()?;
+    let frame_bytes = g.planes().map_err(|e| e.to_string())?.frame_size;
     // The network is built over slot 0 and re-pointed at each claimed slot before every run.
     let slot0 = seg.region().base().as_ptr().wrapping_add(seg.layout().slot_offset(0) as usize);
     // SAFETY: slot 0 is inside the mapping, which outlives `accel` (dropped first, below);
@@ -119,31 +120,25 @@ pub fn run(a: &Args) -> Res<WorkerReport> {
         r.registered = true;
     }
     let start = Instant::now();
-    let mut seen_producer = false;
     super::ready();
     loop {
         let claim_start_ns = now_ns();
+        // A dead producer is not the end: the runtime restarts it, or ends the stream itself.
         let frame = match wait::claim(&mut worker, Duration::from_millis(100)) {
             Ok(f) => f,
-            Err(WaitError::TimedOut) => {
-                // Done when the producer has come, then detached (or died), and nothing is left.
-                let owner = seg.producer_token();
-                // The epoch counts attaches: a producer that came and went between two looks
-                // still counts as seen.
-                seen_producer |= owner != 0 || seg.stats().epoch > 0;
-                let gone = owner == 0 || !is_alive(owner);
-                if seen_producer && gone && !worker.might_have_frame() {
-                    break;
-                }
-                if !seen_producer && start.elapsed() > Duration::from_secs(60) {
-                    return Err(format!("worker {}: no producer attached to {} in 60 s", a.index, a.segment).into());
-                }
-                continue;
-            }
+            Err(WaitError::TimedOut) => continue,
+            Err(WaitError::Ended) => break,
             Err(e) => return Err(format!("worker {}: {e}", a.index).into()),
         };
         let claim_ns = now_ns();
-        seen_producer = true;
+        // The producer's sidecar after the frame, when the slot has room for it.
+        let mut side = [0u8; 16];
+        let sidecar = if seg.layout().spec.slot_payload_size >= frame_bytes + 16 {
+            worker.read(&frame, frame_bytes, &mut side)?;
+            Sidecar::decode(&side).unwrap_or_default()
+        } else {
+            Sidecar::default()
+        };
         let ptr = worker.payload_ptr(&frame)?;
         let t = Instant::now();
         // SAFETY: we hold `frame` (checked by `payload_ptr`), so the producer does not write the
@@ -173,12 +168,21 @@ pub fn run(a: &Args) -> Res<WorkerReport> {
             changed_cells: result.changed_cells,
             mean_luma: result.mean_luma,
             call_ns: call.as_nanos() as u64,
+            capture_ns: frame.meta.capture_ns,
+            publish_ns: sidecar.publish_ns,
         };
+        let mut b = [0u8; OUTCOME_BYTES as usize];
+        outcome.encode(&mut b);
+        // Post before release: the result is the frame's, tagged with its (epoch, seq).
+        match wait::post(&mut worker, &frame, &b, Duration::from_secs(5)) {
+            Ok(Posted::Ready) => {}
+            // Given up on by the reader (its deadline), or the reader a window behind: both
+            // counted in the segment, the frame reported skipped; the worker goes on.
+            Ok(Posted::Late) | Err(PostError::WindowFull) => r.late_posts += 1,
+            Err(e) => return Err(format!("worker {}: posting the result of frame {}: {e}", a.index, frame.seq).into()),
+        }
         wait::release(&mut worker, frame)?;
         r.frames += 1;
-        let mut b = [0u8; RECORD_BYTES as usize];
-        outcome.encode(&mut b);
-        out.send(&b, Tag::default(), Duration::from_secs(10)).map_err(|e| format!("worker {}: {e}", a.index))?;
     }
     if let Some((reg, unreg)) = accel.run_counts() {
         (r.registered_runs, r.unregistered_runs, r.run_counts_known) = (reg, unreg, true);
@@ -197,7 +201,6 @@ mod tests {
     fn the_orchestrators_command_line_parses_back_to_the_same_args() {
         let mut a = Args {
             segment: "sim1".into(),
-            results: "sim1.r2".into(),
             index: 2,
             dlc: "/tmp/model.dlc".into(),
             profile: Profile::parse("custom:20,5,0.1").unwrap(),

@@ -125,8 +125,8 @@ pub struct SimArgs {
     #[arg(long, value_enum, default_value_t = BackingArg::Posix)]
     pub backing: BackingArg,
     /// Name the segments NAME (frames; with --backing posix only, the others have no name),
-    /// NAME.out (the results in frame order, a broadcast segment other programs can subscribe
-    /// to), NAME.ev and NAME.rK [default: sim<pid>].
+    /// and NAME.out (the results in frame order, a broadcast segment other programs can
+    /// subscribe to) [default: sim<pid>].
     /// See examples/python/opencv_overlay.py.
     // This text is clap's --help, where `[default: …]` is the convention; rustdoc would read it
     // as a link and `<pid>` as a tag.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::plan::{Plan, SimArgs};
-use crate::sim::roles::collector::{CollectorReport, LatencyMs, Point, TransportUs};
+use crate::sim::collect::{CollectorReport, LatencyMs, Point, TransportUs};
 use crate::sim::roles::producer::ProducerReport;
 use crate::sim::roles::worker::WorkerReport;
 
@@ -108,6 +108,12 @@ pub struct SimReport {
     pub memory_flat: bool,
     /// wall time of the run, s
     pub wall_s: f64,
+    /// processes restarted after they died, by report key, and how often
+    pub restarts: BTreeMap<String, u64>,
+    /// how each process that died ended, by report key, in order
+    pub deaths: BTreeMap<String, Vec<String>>,
+    /// every frame issued is accounted for: `frames_in = frames_out + Σ dropped` (must hold)
+    pub accounted: bool,
     /// the collector's timeline, for plots
     pub timeline: Vec<Point>,
 }
@@ -122,10 +128,16 @@ pub struct Parts<'a> {
     pub geometry: String,
     /// the collector's report
     pub collector: CollectorReport,
-    /// the producer's report
+    /// the (last) producer's report
     pub producer: ProducerReport,
-    /// the workers' reports, by index
+    /// frames the segment counts dropped by drop-oldest and drop-newest, over every producer
+    pub producer_dropped: (u64, u64),
+    /// the workers' reports, by index (the last process of each)
     pub workers: Vec<WorkerReport>,
+    /// restarts by report key
+    pub restarts: BTreeMap<String, u64>,
+    /// how each process that died ended, by report key
+    pub deaths: &'a BTreeMap<String, Vec<String>>,
     /// private memory of each process over the run: (seconds, bytes)
     pub samples: &'a BTreeMap<String, Vec<(f64, u64)>>,
     /// bytes of the frames segment
@@ -139,7 +151,7 @@ pub fn assemble(parts: &Parts<'_>) -> SimReport {
     let (a, p, c, pr, ws) = (parts.args, parts.plan, &parts.collector, &parts.producer, &parts.workers);
     let mut peak = BTreeMap::new();
     peak.insert("producer".to_string(), pr.peak_rss_bytes);
-    peak.insert("collector".to_string(), c.peak_rss_bytes);
+    peak.insert("runtime".to_string(), crate::sim::peak_rss_bytes());
     for w in ws {
         peak.insert(format!("worker-{}", w.index), w.peak_rss_bytes);
     }
@@ -175,14 +187,14 @@ pub fn assemble(parts: &Parts<'_>) -> SimReport {
         transport_samples: c.transport_samples,
         producer_behind_ms: pr.behind_ms_max,
         producer_dropped: [
-            ("drop_oldest".to_string(), pr.dropped_oldest),
-            ("drop_newest".to_string(), pr.dropped_newest),
+            ("drop_oldest".to_string(), parts.producer_dropped.0),
+            ("drop_newest".to_string(), parts.producer_dropped.1),
         ]
         .into_iter()
         .collect(),
         unexpected_results: c.unexpected_results,
         late_results: c.late_results,
-        fps_in: c.published as f64 / pr.wall_s.max(1e-9),
+        fps_in: c.published as f64 / span,
         fps_out: c.frames_out as f64 / span,
         latency_ms: c.latency_ms,
         transport_us: c.transport_us,
@@ -203,12 +215,15 @@ pub fn assemble(parts: &Parts<'_>) -> SimReport {
         accelerator_counts_known: ws.iter().all(|w| w.run_counts_known),
         segment_bytes: parts.segment_bytes,
         utilisation: ws.iter().map(|w| w.busy_ms / w.wall_ms.max(1e-9)).collect(),
-        frames_per_worker: ws.iter().map(|w| w.frames).collect(),
+        frames_per_worker: c.per_worker.clone(),
         decode_ms_mean: pr.decode_ms_mean,
         peak_rss_bytes: peak,
         memory,
         memory_flat: flat,
         wall_s: parts.wall_s,
+        restarts: parts.restarts.clone(),
+        deaths: parts.deaths.clone(),
+        accounted: c.frames_in == c.frames_out + c.dropped.values().sum::<u64>(),
         timeline: c.timeline.clone(),
     }
 }
@@ -230,7 +245,22 @@ pub fn print_table(r: &SimReport) {
         r.slots,
         mib(r.segment_bytes)
     );
-    println!("  frames     in {}  out {}  dropped {} {:?}", r.frames_in, r.frames_out, drops, r.dropped);
+    println!(
+        "  frames     in {}  out {}  dropped or lost {} {:?}{}",
+        r.frames_in,
+        r.frames_out,
+        drops,
+        r.dropped,
+        if r.accounted { "" } else { "  — FRAMES UNACCOUNTED FOR" }
+    );
+    if !r.deaths.is_empty() {
+        let d: Vec<String> = r
+            .deaths
+            .iter()
+            .map(|(k, v)| format!("{k} x{} ({}), restarted {}", v.len(), v.join("; "), r.restarts.get(k).unwrap_or(&0)))
+            .collect();
+        println!("  restarts   {}", d.join(", "));
+    }
     println!("  fps        in {:.1}  out {:.1}", r.fps_in, r.fps_out);
     let l = r.latency_ms;
     println!(

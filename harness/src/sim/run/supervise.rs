@@ -1,11 +1,12 @@
 //! Supervision of a run's processes: starting each role and waiting for its `ready`, watching
-//! them (exit, Ctrl-C, memory), handing out an anonymous segment's descriptor, and cleaning up
-//! — children killed and the scratch directory removed on every way out.
+//! them (exit, Ctrl-C, memory), restarting one that dies with backoff and stopping the run on a
+//! crash loop, handing out an anonymous segment's descriptor, and cleaning up — children killed
+//! and the scratch directory removed on every way out.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,16 +16,50 @@ use serde::Deserialize;
 
 use crate::sim::{private_rss_bytes, Res};
 
-/// The run's processes, each under its report key (`producer`, `worker-0`, …, `collector`);
-/// killed when this guard goes (error, panic or Ctrl-C).
+/// A process that lived less than this after its start and died counts towards a crash loop.
+pub const HEALTHY_AFTER: Duration = Duration::from_secs(2);
+/// Deaths in a row, each within [`HEALTHY_AFTER`] of its start, that stop the run.
+pub const CRASH_LOOP: u32 = 4;
+/// The first restart's delay; each quick death in a row doubles it, up to [`MAX_BACKOFF`].
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest delay before a restart.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// One supervised process: how to start it again, and its history.
+struct Proc {
+    key: String,
+    role: String,
+    args: Vec<String>,
+    /// None once it exited successfully or while it waits for its restart.
+    child: Option<Child>,
+    started: Instant,
+    /// Restarts so far.
+    restarts: u32,
+    /// Deaths in a row, each soon after its start.
+    quick_deaths: u32,
+    /// When the next start is due (it died).
+    restart_at: Option<Instant>,
+}
+
+/// A process that died (signal or non-zero exit), as [`Procs::watch`] found it.
+#[derive(Clone, Debug)]
+pub struct Death {
+    /// its report key (`worker-2`, `producer`)
+    pub key: String,
+    /// how it ended
+    pub status: String,
+}
+
+/// The run's processes, each under its report key (`producer`, `worker-0`, …); killed when this
+/// guard goes (error, panic or Ctrl-C).
 pub struct Procs {
-    list: Vec<(String, Child)>,
+    list: Vec<Proc>,
     exe: PathBuf,
 }
 
 impl Drop for Procs {
     fn drop(&mut self) {
-        for (_, c) in &mut self.list {
+        for c in self.list.iter_mut().filter_map(|p| p.child.as_mut()) {
             if matches!(c.try_wait(), Ok(None)) {
                 let _ = c.kill();
             }
@@ -79,65 +114,156 @@ impl Procs {
 
     /// Starts `exe ROLE ARGS` under report key `key` (so it is killed on any error from here
     /// on) and waits for its `ready` line, at most `STARTUP`, watching Ctrl-C and the child's
-    /// own exit.
+    /// own exit. A process that dies later is started again the same way ([`Procs::restart_due`]).
     ///
     /// # Errors
     /// It cannot be started, exits or stays silent before `ready`, or Ctrl-C.
     pub fn spawn(&mut self, role: &str, key: &str, args: &[String], stop: &AtomicBool) -> Res<()> {
-        spawn(self, role, key, args, stop)
+        let child = spawn(&self.exe, role, args, stop)?;
+        self.list.push(Proc {
+            key: key.to_string(),
+            role: role.to_string(),
+            args: args.to_vec(),
+            child: Some(child),
+            started: Instant::now(),
+            restarts: 0,
+            quick_deaths: 0,
+            restart_at: None,
+        });
+        Ok(())
     }
 
-    /// Checks every process: `Ok(true)` once the one under `key` has exited successfully.
+    /// Looks at every process: one that exited successfully is done; one that died is
+    /// scheduled for a restart with backoff and returned (the caller reaps its consumer entry
+    /// at once: it knows the process is gone).
     ///
     /// # Errors
-    /// A process failed (its own error is on stderr), or Ctrl-C.
-    pub fn poll(&mut self, key: &str, stop: &AtomicBool) -> Res<bool> {
-        let mut done = false;
-        for (who, child) in &mut self.list {
-            match child.try_wait()? {
-                None => {}
-                Some(s) if s.success() => done |= who == key,
-                Some(s) => {
-                    // Ctrl-C reaches every process of the terminal's group: the role may have
-                    // died of it before our handler ran.
-                    std::thread::sleep(Duration::from_millis(50));
-                    if stop.load(Ordering::SeqCst) {
-                        return Err(INTERRUPTED.into());
+    /// Ctrl-C; a crash loop — the same process dying [`CRASH_LOOP`] times in a row, each within
+    /// [`HEALTHY_AFTER`] of its start — named with its command and how it last ended.
+    pub fn watch(&mut self, stop: &AtomicBool) -> Res<Vec<Death>> {
+        let mut deaths = Vec::new();
+        for p in &mut self.list {
+            let Some(child) = p.child.as_mut() else { continue };
+            let Some(status) = child.try_wait()? else { continue };
+            p.child = None;
+            if status.success() {
+                continue;
+            }
+            // Ctrl-C reaches every process of the terminal's group: the role may have died of
+            // it before our handler ran.
+            std::thread::sleep(Duration::from_millis(50));
+            if stop.load(Ordering::SeqCst) {
+                return Err(INTERRUPTED.into());
+            }
+            let lived = p.started.elapsed();
+            p.quick_deaths = if lived < HEALTHY_AFTER { p.quick_deaths + 1 } else { 1 };
+            let status = describe(status);
+            if p.quick_deaths >= CRASH_LOOP && lived < HEALTHY_AFTER {
+                return Err(format!(
+                    "{} keeps dying: {} times in a row within {} s of starting (last: {status}); \
+                     stopping the pipeline. Its command: {} {} {} (its error, if any, is above)",
+                    p.key,
+                    p.quick_deaths,
+                    HEALTHY_AFTER.as_secs(),
+                    self.exe.display(),
+                    p.role,
+                    p.args.join(" ")
+                )
+                .into());
+            }
+            let backoff = FIRST_BACKOFF.saturating_mul(1 << (p.quick_deaths - 1).min(5)).min(MAX_BACKOFF);
+            eprintln!(
+                "framebus: {} died ({status}) after {:.1} s; restarting it in {} ms",
+                p.key,
+                lived.as_secs_f64(),
+                backoff.as_millis()
+            );
+            p.restart_at = Some(Instant::now() + backoff);
+            deaths.push(Death { key: p.key.clone(), status });
+        }
+        Ok(deaths)
+    }
+
+    /// Starts again every dead process whose backoff has passed; returns their keys.
+    ///
+    /// # Errors
+    /// As [`Procs::spawn`]; a restart that fails to become ready counts as a quick death, so a
+    /// process that cannot start at all ends in the crash-loop error.
+    pub fn restart_due(&mut self, stop: &AtomicBool) -> Res<Vec<String>> {
+        let mut started = Vec::new();
+        for p in &mut self.list {
+            if p.restart_at.is_none_or(|t| Instant::now() < t) {
+                continue;
+            }
+            p.restart_at = None;
+            p.restarts += 1;
+            p.started = Instant::now();
+            match spawn(&self.exe, &p.role, &p.args, stop) {
+                Ok(child) => {
+                    p.child = Some(child);
+                    eprintln!("framebus: {} restarted (restart {})", p.key, p.restarts);
+                    started.push(p.key.clone());
+                }
+                Err(e) if stop.load(Ordering::SeqCst) => return Err(e),
+                Err(e) => {
+                    p.quick_deaths += 1;
+                    if p.quick_deaths >= CRASH_LOOP {
+                        return Err(format!("{}: {e}; gave up after {} restarts", p.key, p.restarts).into());
                     }
-                    return Err(format!("the {} process failed ({s}); its error is above", role_of(who)).into());
+                    eprintln!("framebus: restarting {} failed ({e}); trying again", p.key);
+                    p.restart_at = Some(Instant::now() + MAX_BACKOFF);
                 }
             }
         }
-        Ok(done)
+        Ok(started)
+    }
+
+    /// Restarts so far, by report key (only those restarted).
+    pub fn restarts(&self) -> BTreeMap<String, u64> {
+        self.list.iter().filter(|p| p.restarts > 0).map(|p| (p.key.clone(), u64::from(p.restarts))).collect()
+    }
+
+    /// The process under `key` has exited successfully (and is not waiting for a restart).
+    pub fn finished(&self, key: &str) -> bool {
+        self.list.iter().any(|p| p.key == key && p.child.is_none() && p.restart_at.is_none())
     }
 
     /// Appends each live process's private memory now to its series, at `t` seconds.
     pub fn sample_memory(&self, t: f64, samples: &mut BTreeMap<String, Vec<(f64, u64)>>) {
-        for (key, child) in &self.list {
+        for p in &self.list {
+            let Some(child) = &p.child else { continue };
             let rss = private_rss_bytes(child.id());
             if rss > 0 {
-                samples.entry(key.clone()).or_default().push((t, rss));
+                samples.entry(p.key.clone()).or_default().push((t, rss));
             }
         }
     }
 
-    /// Waits for every process to exit successfully, at most `within`.
+    /// The pid of the live process under `key`.
+    pub fn pid(&self, key: &str) -> Option<u32> {
+        self.list.iter().find(|p| p.key == key)?.child.as_ref().map(Child::id)
+    }
+
+    /// Waits for every process still running to exit successfully, at most `within`; pending
+    /// restarts are dropped (the stream is over).
     ///
     /// # Errors
     /// One failed, or is still running after `within`.
     pub fn wait_all(&mut self, within: Duration) -> Res<()> {
         let give_up = Instant::now() + within;
-        for (who, child) in &mut self.list {
+        for p in &mut self.list {
+            p.restart_at = None;
+            let Some(child) = p.child.as_mut() else { continue };
             loop {
                 match child.try_wait()? {
                     Some(s) if s.success() => break,
                     Some(s) => {
-                        return Err(format!("the {} process failed ({s}); its error is above", role_of(who)).into())
+                        return Err(format!("{} failed at the end ({}); its error is above", p.key, describe(s)).into())
                     }
                     None if Instant::now() > give_up => {
                         return Err(format!(
-                            "the {} process did not exit {} s after the end",
-                            role_of(who),
+                            "{} did not exit {} s after the end of the stream",
+                            p.key,
                             within.as_secs()
                         )
                         .into())
@@ -145,19 +271,19 @@ impl Procs {
                     None => std::thread::sleep(Duration::from_millis(20)),
                 }
             }
+            p.child = None;
         }
         Ok(())
     }
 }
 
-/// The role a report key names (`worker-3` → `worker`).
-fn role_of(key: &str) -> &str {
-    key.split('-').next().unwrap_or(key)
+/// How a process ended, in words (std's: `signal: 9 (SIGKILL)`, `exit status: 3`).
+fn describe(s: ExitStatus) -> String {
+    s.to_string()
 }
 
-fn spawn(procs: &mut Procs, role: &str, key: &str, args: &[String], stop: &AtomicBool) -> Res<()> {
+fn spawn(exe: &Path, role: &str, args: &[String], stop: &AtomicBool) -> Res<Child> {
     const STARTUP: Duration = Duration::from_secs(60);
-    let exe = &procs.exe;
     let mut child = Command::new(exe)
         .arg(role)
         .args(args)
@@ -167,7 +293,6 @@ fn spawn(procs: &mut Procs, role: &str, key: &str, args: &[String], stop: &Atomi
         .spawn()
         .map_err(|e| format!("cannot start {} {role}: {e}", exe.display()))?;
     let out = child.stdout.take().expect("piped stdout");
-    procs.list.push((key.to_string(), child));
     // Every role prints "ready" once it has opened its segments and registered; a thread reads
     // it (and then drains the pipe, so the child never blocks on it).
     let (tx, rx) = std::sync::mpsc::channel();
@@ -179,19 +304,24 @@ fn spawn(procs: &mut Procs, role: &str, key: &str, args: &[String], stop: &Atomi
         let _ = std::io::copy(&mut reader, &mut std::io::sink());
     });
     let t = Instant::now();
+    let fail = |mut child: Child, e: String| -> Res<Child> {
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(e.into())
+    };
     loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(true) => return Ok(()),
+            Ok(true) => return Ok(child),
             Ok(false) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(format!("{role} failed to start; its error is above").into())
+                return fail(child, format!("{role} failed to start; its error is above"))
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
         }
         if stop.load(Ordering::SeqCst) {
-            return Err(INTERRUPTED.into());
+            return fail(child, INTERRUPTED.into());
         }
         if t.elapsed() > STARTUP {
-            return Err(format!("{role} did not become ready in {} s", STARTUP.as_secs()).into());
+            return fail(child, format!("{role} did not become ready in {} s", STARTUP.as_secs()));
         }
     }
 }
