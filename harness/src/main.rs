@@ -30,6 +30,12 @@ enum Command {
     /// Prints latency, drops and losses by cause, restarts, throughput and memory.
     #[command(after_help = run::plan::help())]
     Simulate(SimArgs),
+    /// Run a pipeline: a video source decoded into a segment, N worker processes of your own
+    /// command (any language) or the stub runtime, their results read back in frame order and
+    /// written as JSON Lines (one line per frame, skips with their cause). A worker that dies is
+    /// restarted; its frame is reported lost.
+    #[command(after_help = framebus_harness::runtime::config::help())]
+    Run(framebus_harness::runtime::config::RunArgs),
     // The roles' help is their `Args`'s doc comment, in their own modules.
     Producer(producer::Args),
     Worker(worker::Args),
@@ -97,6 +103,7 @@ fn main() -> ExitCode {
                 std::process::exit(2);
             }
         }),
+        Command::Run(a) => framebus_harness::runtime::config::main(&a),
         Command::Producer(a) => producer::run(&a).and_then(|r| roles::emit(&r, a.report.as_deref())),
         Command::Worker(a) => worker::run(&a).and_then(|r| roles::emit(&r, a.report.as_deref())),
     };

@@ -6,7 +6,9 @@ use std::process::Command;
 use crate::util::{cmd, in_ci, missing, output, root, run, Skip};
 
 /// Packages the Python tests need besides the framebus package itself.
-const PY_PACKAGES: [&str; 4] = ["maturin>=1.9,<2", "numpy", "pytest", "opencv-python-headless"];
+/// OpenCV 4.x: the face worker example needs the Haar cascades its wheel ships (`cv2.data`), which
+/// 5.x dropped.
+const PY_PACKAGES: [&str; 4] = ["maturin>=1.9,<2", "numpy", "pytest", "opencv-python-headless>=4.8,<5"];
 
 /// Regenerates `bindings/c/include/framebus.h` with cbindgen: checks it against the committed
 /// file, or (`bless`) rewrites it.

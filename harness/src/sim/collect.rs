@@ -1,25 +1,20 @@
-//! The collector: the ordered results reader of a run, in the runtime's own process. It reads
-//! the frames segment's results in frame order (`docs/LAYOUT.md` §6b) — a worker's result, or a
-//! skip with its cause, for every sequence number the producer issued, until the stream's end —
-//! checks order and integrity, measures latency, and republishes the ordered results for
-//! viewers (`NAME.out`).
-//!
-//! It needs no word from the producer: a drop is marked in the frame's result cell by the
-//! producer when it happens, a dead worker's frame by the reclaim of its consumer entry, and
-//! only a frame whose worker is alive but silent waits out the deadline.
+//! The simulation's sinks for the runtime's ordered reader ([`crate::runtime::reader`]): the
+//! [`Collector`] checks order and integrity of every frame and measures latency from the
+//! workers' outcomes; [`Viewers`] republishes the ordered outcomes for viewers (`NAME.out`).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use framebus_platform::core::{Next, SkipCause};
-use framebus_platform::{now_ns, wait, SharedSegment};
+use framebus_platform::core::SkipCause;
+use framebus_platform::now_ns;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::channel::{Channel, RecordTx, Tag};
-use super::wire::{Outcome, OUTCOME_BYTES, OUT_SKIPPED, RECORD_BYTES};
+use super::wire::{Outcome, OUT_SKIPPED, RECORD_BYTES};
 use super::Res;
+use crate::runtime::reader::Sink;
+use crate::runtime::Summary;
 
 /// Percentiles in milliseconds.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
@@ -112,18 +107,8 @@ pub fn cause_key(c: SkipCause) -> &'static str {
     }
 }
 
-/// How the collector runs.
-pub struct Settings<'a> {
-    /// worker numbers are `0..workers`
-    pub workers: u32,
-    /// how long a frame issued by the producer may go without an outcome before it is given up
-    /// (`lost_deadline`): a worker that is alive but stuck
-    pub deadline: Duration,
-    /// republish the ordered results here (a broadcast channel for viewers)
-    pub out: Option<&'a Channel>,
-}
-
-struct State {
+/// Checks and measures every frame the ordered reader delivers.
+pub struct Collector {
     r: CollectorReport,
     last_out: Option<u64>,
     last_by_worker: Vec<Option<u64>>,
@@ -136,7 +121,24 @@ struct State {
     service: Histogram<u64>,
 }
 
-impl State {
+impl Collector {
+    /// A collector for workers `0..workers`.
+    pub fn new(workers: u32) -> Self {
+        let n = workers as usize;
+        Collector {
+            r: CollectorReport { per_worker: vec![0; n], ..CollectorReport::default() },
+            last_out: None,
+            last_by_worker: vec![None; n],
+            first_capture: None,
+            dropped_total: 0,
+            lat: histogram(),
+            transport: histogram(),
+            queue: histogram(),
+            model: histogram(),
+            service: histogram(),
+        }
+    }
+
     fn in_order(&mut self, seq: u64, now: u64, latency_ms: Option<f64>) {
         if self.last_out.is_some_and(|l| seq <= l) {
             self.r.order_violations += 1;
@@ -147,7 +149,7 @@ impl State {
     }
 
     /// A result delivered for frame `seq`; `None` when it does not hold what it must.
-    fn result(&mut self, seq: u64, bytes: &[u8], now: u64) -> Option<Outcome> {
+    fn on_result(&mut self, seq: u64, bytes: &[u8], now: u64) -> Option<Outcome> {
         let o = Outcome::decode(bytes).filter(|o| o.seq == seq && (o.worker as usize) < self.r.per_worker.len());
         let Some(o) = o else {
             self.r.unexpected_results += 1;
@@ -182,7 +184,7 @@ impl State {
         Some(o)
     }
 
-    fn skipped(&mut self, seq: u64, cause: SkipCause, now: u64) {
+    fn on_skipped(&mut self, seq: u64, cause: SkipCause, now: u64) {
         self.dropped_total += 1;
         *self.r.dropped.entry(cause_key(cause).to_string()).or_default() += 1;
         self.in_order(seq, now, None);
@@ -206,95 +208,75 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
 }
 
-/// Republishes one ordered frame for viewers (broadcast, drop-oldest: a slow viewer loses
-/// records, never stalls the pipeline).
-fn publish_out(tx: &mut RecordTx<'_>, seq: u64, o: Option<Outcome>) -> Res<()> {
-    let mut b = [0u8; RECORD_BYTES as usize];
-    let (o, capture_ns, flags) = match o {
-        Some(o) => (o, o.capture_ns, 0),
-        None => (Outcome { seq, ..Outcome::default() }, 0, OUT_SKIPPED),
-    };
-    o.encode(&mut b);
-    tx.send(&b, Tag { capture_ns, flags }, Duration::ZERO).map_err(|e| format!("ordered output: {e}"))?;
-    Ok(())
+impl Sink for Collector {
+    fn result(&mut self, seq: u64, _epoch: u64, bytes: &[u8], now_ns: u64) -> Res<()> {
+        self.on_result(seq, bytes, now_ns);
+        Ok(())
+    }
+    fn skipped(&mut self, seq: u64, cause: SkipCause, now_ns: u64) -> Res<()> {
+        self.on_skipped(seq, cause, now_ns);
+        Ok(())
+    }
 }
 
-/// Reads `seg`'s results in frame order until the stream ends (the producer finished, or the
-/// runtime ended it for a producer that will not come back), or `stop` is raised.
-///
-/// # Errors
-/// Another reader took over, the results area holds impossible values, the output fails, or
-/// `stop` (Ctrl-C, a failed run).
-pub fn collect(seg: &SharedSegment, s: &Settings<'_>, stop: &AtomicBool) -> Res<CollectorReport> {
-    let mut reader = seg.attach_reader().map_err(|e| format!("the ordered reader cannot attach: {e}"))?;
-    let mut out = s.out.map(Channel::sender).transpose()?;
-    let n = s.workers as usize;
-    let mut st = State {
-        r: CollectorReport { per_worker: vec![0; n], ..CollectorReport::default() },
-        last_out: None,
-        last_by_worker: vec![None; n],
-        first_capture: None,
-        dropped_total: 0,
-        lat: histogram(),
-        transport: histogram(),
-        queue: histogram(),
-        model: histogram(),
-        service: histogram(),
-    };
-    let mut buf = vec![0u8; seg.segment().layout().spec.result_max.max(OUTCOME_BYTES) as usize];
-    // The head frame the producer issued and nobody has decided yet, and since when.
-    let mut waiting: Option<(u64, Instant)> = None;
-    let end = loop {
-        if stop.load(Ordering::SeqCst) {
-            return Err("the run was stopped".into());
+impl Collector {
+    /// The report, with the run's counts from the reader and the segment.
+    pub fn finish(self, s: &Summary) -> CollectorReport {
+        let mut r = self.r;
+        r.frames_in = s.counts.frames_in;
+        r.published = s.stats.write_pos;
+        r.late_results = s.late_results;
+        r.latency_ms = percentiles_ms(&self.lat);
+        r.queue_ms = percentiles_ms(&self.queue);
+        r.model_ms = percentiles_ms(&self.model);
+        r.service_ms = percentiles_ms(&self.service);
+        let t = percentiles_ms(&self.transport);
+        r.transport_us = TransportUs { p50: t.p50 * 1e3, p99: t.p99 * 1e3 };
+        r.span_s = self.first_capture.map_or(0.0, |f| now_ns().saturating_sub(f) as f64 / 1e9);
+        if r.timeline.len() > 4000 {
+            let step = r.timeline.len().div_ceil(4000);
+            r.timeline = r.timeline.iter().step_by(step).copied().collect();
         }
-        let next = wait::next_result(&mut reader, &mut buf, Duration::from_millis(50))
-            .map_err(|e| format!("reading the results in order: {e}"))?;
-        let now = now_ns();
-        match next {
-            Next::Result { seq, len, .. } => {
-                let o = st.result(seq, &buf[..len], now);
-                if let Some(tx) = &mut out {
-                    publish_out(tx, seq, o)?;
-                }
-            }
-            Next::Skipped { seq, cause } => {
-                st.skipped(seq, cause, now);
-                if let Some(tx) = &mut out {
-                    publish_out(tx, seq, None)?;
-                }
-            }
-            Next::Pending { seq, offered: true } => {
-                let since = match waiting {
-                    Some((s, t)) if s == seq => t,
-                    _ => waiting.insert((seq, Instant::now())).1,
-                };
-                if since.elapsed() > s.deadline {
-                    // Alive but silent for too long: give it up (a result still coming is late).
-                    reader.skip_head(SkipCause::Deadline);
-                }
-            }
-            Next::Pending { offered: false, .. } => {}
-            Next::End { seq } => break seq,
-        }
-    };
-    let mut r = st.r;
-    r.frames_in = end;
-    r.published = seg.segment().stats().write_pos;
-    let (late, overflow) = seg.segment().result_counts();
-    r.late_results = late + overflow;
-    r.latency_ms = percentiles_ms(&st.lat);
-    r.queue_ms = percentiles_ms(&st.queue);
-    r.model_ms = percentiles_ms(&st.model);
-    r.service_ms = percentiles_ms(&st.service);
-    let t = percentiles_ms(&st.transport);
-    r.transport_us = TransportUs { p50: t.p50 * 1e3, p99: t.p99 * 1e3 };
-    r.span_s = st.first_capture.map_or(0.0, |f| now_ns().saturating_sub(f) as f64 / 1e9);
-    if r.timeline.len() > 4000 {
-        let step = r.timeline.len().div_ceil(4000);
-        r.timeline = r.timeline.iter().step_by(step).copied().collect();
+        r
     }
-    Ok(r)
+}
+
+/// Republishes the ordered outcomes for viewers into a broadcast channel (drop-oldest: a slow
+/// viewer loses records, never stalls the pipeline): one [`RECORD_BYTES`] record per frame, the
+/// [`Outcome`]'s words, `OUT_SKIPPED` in the flags for a frame without one.
+pub struct Viewers<'a> {
+    tx: RecordTx<'a>,
+}
+
+impl<'a> Viewers<'a> {
+    /// Attaches as the sender of `ch`.
+    ///
+    /// # Errors
+    /// Another live sender is attached.
+    pub fn new(ch: &'a Channel) -> Res<Self> {
+        Ok(Viewers { tx: ch.sender()? })
+    }
+
+    fn send(&mut self, seq: u64, o: Option<Outcome>) -> Res<()> {
+        let mut b = [0u8; RECORD_BYTES as usize];
+        let (o, capture_ns, flags) = match o {
+            Some(o) => (o, o.capture_ns, 0),
+            None => (Outcome { seq, ..Outcome::default() }, 0, OUT_SKIPPED),
+        };
+        o.encode(&mut b);
+        self.tx.send(&b, Tag { capture_ns, flags }, Duration::ZERO).map_err(|e| format!("ordered output: {e}"))?;
+        Ok(())
+    }
+}
+
+impl Sink for Viewers<'_> {
+    fn result(&mut self, seq: u64, _epoch: u64, bytes: &[u8], _now_ns: u64) -> Res<()> {
+        let o = Outcome::decode(bytes).filter(|o| o.seq == seq);
+        self.send(seq, o)
+    }
+    fn skipped(&mut self, seq: u64, _cause: SkipCause, _now_ns: u64) -> Res<()> {
+        self.send(seq, None)
+    }
 }
 
 #[cfg(test)]

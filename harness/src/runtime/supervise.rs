@@ -1,7 +1,8 @@
-//! Supervision of a run's processes: starting each role and waiting for its `ready`, watching
-//! them (exit, Ctrl-C, memory), restarting one that dies with backoff and stopping the run on a
-//! crash loop, handing out an anonymous segment's descriptor, and cleaning up — children killed
-//! and the scratch directory removed on every way out.
+//! Supervision of a pipeline's processes: starting each one and waiting until it is ready (a
+//! `ready` line from this binary's roles; for a user's command, its registration in the
+//! segment), watching them (exit, Ctrl-C, memory), restarting one that dies with backoff and
+//! stopping the pipeline on a crash loop, handing out an anonymous segment's descriptor, and
+//! cleaning up — children killed and the scratch directory removed on every way out.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -11,10 +12,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use framebus_platform::core::{ConsumerKind, EntryStatus};
 use framebus_platform::SharedSegment;
 use serde::Deserialize;
 
-use crate::sim::{private_rss_bytes, Res};
+use crate::sim::private_rss_bytes;
+use crate::Res;
 
 /// A process that lived less than this after its start and died counts towards a crash loop.
 pub const HEALTHY_AFTER: Duration = Duration::from_secs(2);
@@ -25,11 +28,64 @@ pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest delay before a restart.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
+/// How a process tells the supervisor it is up.
+#[derive(Clone)]
+pub enum Ready {
+    /// It prints `ready` as its first line on stdout (this binary's roles); the rest of its
+    /// stdout is discarded.
+    Line,
+    /// It registers in `segment`'s consumer table as `kind` (a user's worker; its stdout is
+    /// passed through to ours as its stderr is).
+    Registered {
+        /// the pipeline's frames segment
+        segment: Arc<SharedSegment>,
+        /// the kind it registers as
+        kind: ConsumerKind,
+    },
+    /// It attaches to `segment` as its producer (a user's source).
+    Attached {
+        /// the pipeline's frames segment
+        segment: Arc<SharedSegment>,
+    },
+}
+
+/// How to start a process (again): the program, its arguments and environment, and how it
+/// says it is ready.
+#[derive(Clone)]
+pub struct Launch {
+    /// the program (a path, or a name looked up in `PATH`)
+    pub program: PathBuf,
+    /// its arguments
+    pub args: Vec<String>,
+    /// variables added to its environment
+    pub env: Vec<(String, String)>,
+    /// how it says it is ready
+    pub ready: Ready,
+}
+
+impl Launch {
+    /// One of this binary's roles: `exe ROLE ARGS`, ready when it prints `ready`.
+    pub fn role(exe: &Path, role: &str, args: Vec<String>) -> Self {
+        let mut all = vec![role.to_string()];
+        all.extend(args);
+        Launch { program: exe.to_path_buf(), args: all, env: Vec::new(), ready: Ready::Line }
+    }
+
+    /// The command line, for messages.
+    pub fn command_line(&self) -> String {
+        let mut s = self.program.display().to_string();
+        for a in &self.args {
+            s.push(' ');
+            s.push_str(a);
+        }
+        s
+    }
+}
+
 /// One supervised process: how to start it again, and its history.
 struct Proc {
     key: String,
-    role: String,
-    args: Vec<String>,
+    launch: Launch,
     /// None once it exited successfully or while it waits for its restart.
     child: Option<Child>,
     started: Instant,
@@ -50,11 +106,11 @@ pub struct Death {
     pub status: String,
 }
 
-/// The run's processes, each under its report key (`producer`, `worker-0`, …); killed when this
+/// The pipeline's processes, each under its key (`producer`, `worker-0`, …); killed when this
 /// guard goes (error, panic or Ctrl-C).
+#[derive(Default)]
 pub struct Procs {
     list: Vec<Proc>,
-    exe: PathBuf,
 }
 
 impl Drop for Procs {
@@ -73,14 +129,14 @@ impl Drop for Procs {
 pub struct WorkDir(pub PathBuf);
 
 impl WorkDir {
-    /// Creates `framebus-sim-ID` under the temp directory, private to this user: it holds the
+    /// Creates `framebus-WHAT-ID` under the temp directory, private to this user: it holds the
     /// socket that hands out the segment's descriptor, so one someone else made first is
     /// refused.
     ///
     /// # Errors
     /// It cannot be made, or made private, or belongs to another user.
-    pub fn create(id: u32) -> Res<Self> {
-        let dir = WorkDir(std::env::temp_dir().join(format!("framebus-sim-{id}")));
+    pub fn create(what: &str, id: u32) -> Res<Self> {
+        let dir = WorkDir(std::env::temp_dir().join(format!("framebus-{what}-{id}")));
         std::fs::create_dir_all(&dir.0)?;
         #[cfg(unix)]
         {
@@ -107,23 +163,22 @@ impl Drop for WorkDir {
 }
 
 impl Procs {
-    /// No processes yet; roles are started as `exe ROLE ARGS`.
-    pub fn new(exe: PathBuf) -> Self {
-        Procs { list: Vec::new(), exe }
+    /// No processes yet.
+    pub fn new() -> Self {
+        Procs::default()
     }
 
-    /// Starts `exe ROLE ARGS` under report key `key` (so it is killed on any error from here
-    /// on) and waits for its `ready` line, at most `STARTUP`, watching Ctrl-C and the child's
-    /// own exit. A process that dies later is started again the same way ([`Procs::restart_due`]).
+    /// Starts `launch` under key `key` (so it is killed on any error from here on) and waits
+    /// until it is ready, at most [`STARTUP`], watching Ctrl-C and the child's own exit. A
+    /// process that dies later is started again the same way ([`Procs::restart_due`]).
     ///
     /// # Errors
-    /// It cannot be started, exits or stays silent before `ready`, or Ctrl-C.
-    pub fn spawn(&mut self, role: &str, key: &str, args: &[String], stop: &AtomicBool) -> Res<()> {
-        let child = spawn(&self.exe, role, args, stop)?;
+    /// It cannot be started, exits or is not ready in time, or Ctrl-C.
+    pub fn spawn(&mut self, key: &str, launch: Launch, stop: &AtomicBool) -> Res<()> {
+        let child = spawn(key, &launch, stop)?;
         self.list.push(Proc {
             key: key.to_string(),
-            role: role.to_string(),
-            args: args.to_vec(),
+            launch,
             child: Some(child),
             started: Instant::now(),
             restarts: 0,
@@ -161,13 +216,11 @@ impl Procs {
             if p.quick_deaths >= CRASH_LOOP && lived < HEALTHY_AFTER {
                 return Err(format!(
                     "{} keeps dying: {} times in a row within {} s of starting (last: {status}); \
-                     stopping the pipeline. Its command: {} {} {} (its error, if any, is above)",
+                     stopping the pipeline. Its command: {} (its error, if any, is above)",
                     p.key,
                     p.quick_deaths,
                     HEALTHY_AFTER.as_secs(),
-                    self.exe.display(),
-                    p.role,
-                    p.args.join(" ")
+                    p.launch.command_line()
                 )
                 .into());
             }
@@ -198,7 +251,7 @@ impl Procs {
             p.restart_at = None;
             p.restarts += 1;
             p.started = Instant::now();
-            match spawn(&self.exe, &p.role, &p.args, stop) {
+            match spawn(&p.key, &p.launch, stop) {
                 Ok(child) => {
                     p.child = Some(child);
                     eprintln!("framebus: {} restarted (restart {})", p.key, p.restarts);
@@ -282,26 +335,39 @@ fn describe(s: ExitStatus) -> String {
     s.to_string()
 }
 
-fn spawn(exe: &Path, role: &str, args: &[String], stop: &AtomicBool) -> Res<Child> {
-    const STARTUP: Duration = Duration::from_secs(60);
-    let mut child = Command::new(exe)
-        .arg(role)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("cannot start {} {role}: {e}", exe.display()))?;
-    let out = child.stdout.take().expect("piped stdout");
-    // Every role prints "ready" once it has opened its segments and registered; a thread reads
-    // it (and then drains the pipe, so the child never blocks on it).
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(out);
-        let mut line = String::new();
-        let ok = reader.read_line(&mut line).is_ok() && line.trim() == "ready";
-        let _ = tx.send(ok);
-        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+/// How long a process may take to become ready.
+pub const STARTUP: Duration = Duration::from_secs(60);
+
+/// The process with `pid` has an ALIVE entry of `kind` in `seg`'s consumer table.
+fn registered(seg: &SharedSegment, kind: ConsumerKind, pid: u32) -> bool {
+    let s = seg.segment();
+    (0..s.layout().spec.max_consumers).any(|i| {
+        let e = s.entry_state(i);
+        e.status == EntryStatus::Alive && e.kind == Some(kind) && s.entry_owner(i).0 as u32 == pid
+    })
+}
+
+fn spawn(key: &str, l: &Launch, stop: &AtomicBool) -> Res<Child> {
+    let mut cmd = Command::new(&l.program);
+    cmd.args(&l.args).envs(l.env.iter().map(|(k, v)| (k, v))).stdin(Stdio::null()).stderr(Stdio::inherit());
+    cmd.stdout(if matches!(l.ready, Ready::Line) { Stdio::piped() } else { Stdio::inherit() });
+    let mut child = cmd.spawn().map_err(|e| {
+        let hint =
+            if e.kind() == std::io::ErrorKind::NotFound { ": no such program (check the path and PATH)" } else { "" };
+        format!("cannot start {key} ({}): {e}{hint}", l.command_line())
+    })?;
+    // This binary's roles print "ready" once they have opened their segments and registered; a
+    // thread reads it (and then drains the pipe, so the child never blocks on it).
+    let line = child.stdout.take().map(|out| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(out);
+            let mut line = String::new();
+            let ok = reader.read_line(&mut line).is_ok() && line.trim() == "ready";
+            let _ = tx.send(ok);
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        rx
     });
     let t = Instant::now();
     let fail = |mut child: Child, e: String| -> Res<Child> {
@@ -310,18 +376,46 @@ fn spawn(exe: &Path, role: &str, args: &[String], stop: &AtomicBool) -> Res<Chil
         Err(e.into())
     };
     loop {
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(true) => return Ok(child),
-            Ok(false) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                return fail(child, format!("{role} failed to start; its error is above"))
+        let ready = match (&l.ready, &line) {
+            (Ready::Line, Some(rx)) => match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(true) => true,
+                Ok(false) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return fail(child, format!("{key} failed to start; its error is above"))
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => false,
+            },
+            (Ready::Registered { segment, kind }, _) => registered(segment, *kind, child.id()),
+            (Ready::Attached { segment }, _) => segment.segment().producer_token() as u32 == child.id(),
+            (Ready::Line, None) => unreachable!("a Line launch pipes stdout"),
+        };
+        if ready {
+            return Ok(child);
+        }
+        if !matches!(l.ready, Ready::Line) {
+            if let Some(status) = child.try_wait()? {
+                return fail(
+                    child,
+                    format!(
+                        "{key} exited ({status}) before it {}; its command: {}",
+                        if matches!(l.ready, Ready::Attached { .. }) {
+                            "attached to the segment as its producer"
+                        } else {
+                            "registered in the segment"
+                        },
+                        l.command_line()
+                    ),
+                );
             }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            std::thread::sleep(Duration::from_millis(20));
         }
         if stop.load(Ordering::SeqCst) {
             return fail(child, INTERRUPTED.into());
         }
         if t.elapsed() > STARTUP {
-            return fail(child, format!("{role} did not become ready in {} s", STARTUP.as_secs()));
+            return fail(
+                child,
+                format!("{key} did not become ready in {} s; its command: {}", STARTUP.as_secs(), l.command_line()),
+            );
         }
     }
 }
