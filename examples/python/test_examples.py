@@ -68,3 +68,54 @@ def test_mp_pipeline_runs_both_transports():
     rows = {l.split()[0]: l.split() for l in r.stdout.splitlines()[1:]}
     assert rows["queue"][1] == "60" and rows["framebus"][1] == "60"
     assert rows["framebus"][-1] == "60", "OpenCV should decode every frame straight into its slot"
+
+
+def framebus_run(*args, timeout=300, kill_worker_after=None):
+    """Runs `framebus run ARGS` with this interpreter first on PATH (the workers' `python3`);
+    optionally SIGKILLs one face worker after `kill_worker_after` seconds. Returns
+    (returncode, stderr, the JSON Lines as dicts)."""
+    import json
+    import signal
+    import tempfile
+
+    out = Path(tempfile.mkdtemp()) / "results.jsonl"
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    p = subprocess.Popen(
+        [framebus_bin(), "run", *map(str, args), "--jsonl", str(out)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    if kill_worker_after is not None:
+        time.sleep(kill_worker_after)
+        pids = subprocess.run(["pgrep", "-P", str(p.pid), "-f", "face_worker.py"], capture_output=True, text=True)
+        victims = pids.stdout.split()
+        assert victims, "no face worker running under framebus run"
+        os.kill(int(victims[0]), signal.SIGKILL)
+    _, err = p.communicate(timeout=timeout)
+    lines = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    return p.returncode, err, lines
+
+
+def test_framebus_run_runs_the_face_detector_workers_and_writes_one_ordered_line_per_frame():
+    code, err, lines = framebus_run(ROOT / "examples" / "pipelines" / "faces.toml")
+    assert code == 0, err
+    assert [line["seq"] for line in lines] == list(range(132)), "every frame of the clip, in order"
+    assert all(isinstance(line["result"]["faces"], list) for line in lines), lines[:3]
+    assert {line["result"]["worker"] for line in lines} == {0, 1}, "both workers took frames"
+    for line in lines:
+        for box in line["result"]["faces"]:
+            x, y, w, h = box
+            assert 0 <= x and 0 <= y and x + w <= 1280 and y + h <= 720 and w > 0, box
+    assert "132 frames in, 132 results out, 0 skipped" in err, err
+
+
+def test_a_worker_killed_mid_run_is_restarted_and_its_frame_reported_lost():
+    code, err, lines = framebus_run(ROOT / "examples" / "pipelines" / "faces.toml", kill_worker_after=3)
+    assert code == 0, err
+    assert "died (signal: 9 (SIGKILL))" in err and "restarted" in err, err
+    assert [line["seq"] for line in lines] == list(range(132)), "one line per frame, in order, still"
+    lost = [line for line in lines if "skipped" in line]
+    assert all(line["skipped"] == "worker-died" for line in lost), lost
+    assert len(lost) <= 1, "at most the frame the killed worker held"
