@@ -98,8 +98,58 @@ def framebus_run(*args, timeout=300, kill_worker_after=None):
     return p.returncode, err, lines
 
 
+def mosquitto(port):
+    """A real broker on 127.0.0.1:port (Debian's mosquitto), or None when it is not installed
+    outside CI."""
+    import shutil
+    import socket
+    import tempfile
+
+    if not (shutil.which("mosquitto") and shutil.which("mosquitto_sub")):
+        if os.environ.get("CI") == "true":
+            pytest.fail("mosquitto is missing: apt-get install mosquitto mosquitto-clients")
+        return None
+    conf = Path(tempfile.mkdtemp()) / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+    broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(500):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return broker
+        except OSError:
+            time.sleep(0.02)
+    broker.kill()
+    pytest.fail("mosquitto did not start")
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_framebus_run_runs_the_face_detector_workers_and_writes_one_ordered_line_per_frame():
-    code, err, lines = framebus_run(ROOT / "examples" / "pipelines" / "faces.toml")
+    # The same pipeline to a real MQTT broker too, when there is one: a real subscriber checks
+    # it got the very lines the JSON Lines file has.
+    port = free_port()
+    broker = mosquitto(port)
+    extra, sub = [], None
+    if broker:
+        extra = ["--mqtt", f"127.0.0.1:{port}", "--mqtt-topic", "cam/faces"]
+        sub = subprocess.Popen(
+            ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-t", "cam/faces", "-q", "1", "-C", "132", "-W", "120"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(0.5)  # subscribed before the first frame (it connects within milliseconds)
+    try:
+        code, err, lines = framebus_run(ROOT / "examples" / "pipelines" / "faces.toml", *extra)
+        received = sub.communicate(timeout=60)[0].splitlines() if sub else None
+    finally:
+        if broker:
+            broker.kill()
     assert code == 0, err
     assert [line["seq"] for line in lines] == list(range(132)), "every frame of the clip, in order"
     assert all(isinstance(line["result"]["faces"], list) for line in lines), lines[:3]
@@ -109,6 +159,11 @@ def test_framebus_run_runs_the_face_detector_workers_and_writes_one_ordered_line
             x, y, w, h = box
             assert 0 <= x and 0 <= y and x + w <= 1280 and y + h <= 720 and w > 0, box
     assert "132 frames in, 132 results out, 0 skipped" in err, err
+    if received is not None:
+        import json
+
+        assert [json.loads(m) for m in received] == lines, "MQTT carried every line, in frame order"
+        assert "MQTT 132 messages, 132 delivered, 0 lost" in err, err
 
 
 def test_a_worker_killed_mid_run_is_restarted_and_its_frame_reported_lost():

@@ -23,6 +23,7 @@
 //!
 //! [output]
 //! jsonl = "-"                         # one line per frame, in order ("-": stdout)
+//! mqtt = { host = "127.0.0.1", port = 1883, topic = "cameras/door/faces", qos = 1 }
 //! ```
 //!
 //! A worker command is told the pipeline through its environment too: `FRAMEBUS_SEGMENT` (what
@@ -119,6 +120,8 @@ pub struct WorkersFile {
 pub struct OutputFile {
     /// JSON Lines: a path, or `-` for stdout
     pub jsonl: Option<String>,
+    /// MQTT: a message per frame
+    pub mqtt: Option<super::mqtt::Target>,
 }
 
 /// Options of `framebus run` (each wins over the file's).
@@ -152,6 +155,16 @@ pub struct RunArgs {
     /// Write the results as JSON Lines here (`-`: stdout) [default: stdout].
     #[arg(long, value_name = "PATH")]
     pub jsonl: Option<String>,
+    /// Also publish each frame's line to this MQTT broker (a broker that is down or goes away
+    /// does not stop the pipeline: the client reconnects, losses are counted).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub mqtt: Option<String>,
+    /// The MQTT topic [default: framebus/NAME].
+    #[arg(long, value_name = "TOPIC", requires = "mqtt")]
+    pub mqtt_topic: Option<String>,
+    /// The MQTT QoS: 0, 1 or 2 [default: 1].
+    #[arg(long, value_name = "N", requires = "mqtt")]
+    pub mqtt_qos: Option<u8>,
     /// The worker command and its arguments, after `--`: `framebus run --video clip.mp4 --
     /// python3 detector.py`. `{segment}`, `{index}` and `{workers}` are replaced (and `{dir}`:
     /// the pipeline file's directory).
@@ -391,7 +404,21 @@ pub fn resolve(a: &RunArgs, dir: &Path) -> Res<(Pipeline, OutputFile)> {
             .into())
         }
     };
-    let output = OutputFile { jsonl: a.jsonl.clone().or(f.output.jsonl.clone()) };
+    let mqtt = match (&a.mqtt, &f.output.mqtt) {
+        (Some(addr), file) => Some(super::mqtt::Target::parse(
+            addr,
+            &a.mqtt_topic.clone().or(file.as_ref().map(|t| t.topic.clone())).unwrap_or(format!("framebus/{name}")),
+            a.mqtt_qos.or(file.as_ref().map(|t| t.qos)).unwrap_or(1),
+        )?),
+        (None, Some(t)) => Some(super::mqtt::Target { qos: a.mqtt_qos.unwrap_or(t.qos), ..t.clone() }),
+        (None, None) => None,
+    };
+    if let Some(t) = &mqtt {
+        if t.qos > 2 {
+            return Err(bad("output", "mqtt", format!("qos {}: use 0, 1 or 2", t.qos)).into());
+        }
+    }
+    let output = OutputFile { jsonl: a.jsonl.clone().or(f.output.jsonl.clone()), mqtt };
     Ok((
         Pipeline {
             name,
@@ -424,13 +451,19 @@ pub fn main(a: &RunArgs) -> Res<()> {
         let f = std::fs::File::create(&jsonl).map_err(|e| format!("cannot create {jsonl}: {e}"))?;
         Box::new(super::sink::Jsonl::new(std::io::BufWriter::new(f), &jsonl))
     };
+    let mut mqtt = out.mqtt.clone().map(|t| super::mqtt::Mqtt::new(t, &format!("framebus-{}", p.name))).transpose()?;
     eprintln!(
-        "framebus run: pipeline {} ({} worker(s)); results to {}",
+        "framebus run: pipeline {} ({} worker(s)); results to {}{}",
         p.name,
         p.workers,
-        if jsonl == "-" { "stdout" } else { &jsonl }
+        if jsonl == "-" { "stdout" } else { &jsonl },
+        out.mqtt.as_ref().map_or(String::new(), |t| format!(" and MQTT {}:{} topic {}", t.host, t.port, t.topic))
     );
-    let s = super::run(&p, &mut [sink.as_mut()], &mut super::Quiet, &stop)?;
+    let mut sinks: Vec<&mut dyn super::reader::Sink> = vec![sink.as_mut()];
+    if let Some(m) = &mut mqtt {
+        sinks.push(m);
+    }
+    let s = super::run(&p, &mut sinks, &mut super::Quiet, &stop)?;
     let c = &s.counts;
     eprintln!(
         "framebus run: {} frames in, {} results out, {} skipped {:?}, {} late; restarts {:?}; {:.1} s",
@@ -442,6 +475,9 @@ pub fn main(a: &RunArgs) -> Res<()> {
         s.restarts,
         s.wall.as_secs_f64()
     );
+    if let Some(m) = mqtt.as_ref().and_then(|m| m.counts.as_ref()) {
+        eprintln!("framebus run: MQTT {} messages, {} delivered, {} lost", m.published, m.delivered, m.lost);
+    }
     if !c.accounted() {
         return Err("frames are unaccounted for (in != out + skipped): a bug, please report it".into());
     }

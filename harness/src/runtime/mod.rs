@@ -8,15 +8,16 @@
 //! source ──► [slot][slot]… ──claim──► worker k (any process, any language) ──post──► [cell]…
 //!               frames segment NAME (work queue + results area)                         │
 //!                                                    ordered reader (this process) ◄─────┘
-//!                                                          └──► sinks: JSONL, MQTT, NAME.out
+//!                                                          └──► sinks: JSON Lines, MQTT
 //! ```
 //!
 //! The parts, each depending only on those before it: [`supervise`] (processes, readiness,
 //! restarts, clean-up) → [`reader`] (the ordered reader and the [`reader::Sink`] trait) →
-//! [`sink`] (JSON Lines, the viewers' segment) → this module → [`config`] (the TOML file and
+//! [`sink`] (JSON Lines), [`mqtt`] (a broker) → this module → [`config`] (the TOML file and
 //! the command line).
 
 pub mod config;
+pub mod mqtt;
 pub mod reader;
 pub mod sink;
 pub mod supervise;
