@@ -4,7 +4,7 @@
 #![cfg(target_os = "linux")]
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -103,7 +103,7 @@ impl Subscriber {
 }
 
 /// `framebus run` of the bundled clip's first `frames` with stub workers, to MQTT at `port`.
-fn run(port: u16, topic: &str, frames: u32, jsonl: &PathBuf) -> (bool, String) {
+fn run(port: u16, topic: &str, frames: u32, jsonl: &Path) -> (bool, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_framebus"))
         .args(["run", "--video", CLIP, "--frames", &frames.to_string(), "--workers", "2", "--profile", "custom:5,1,0"])
         .args(["--jsonl", jsonl.to_str().unwrap(), "--mqtt", &format!("127.0.0.1:{port}"), "--mqtt-topic", topic])
