@@ -87,10 +87,10 @@ mod tests {
     fn each_kind_of_result_has_its_line() {
         assert_eq!(
             result_line(0, 1, br#"{"faces":[[1,2,3,4]]}"#).to_string(),
-            r#"{"epoch":1,"result":{"faces":[[1,2,3,4]]},"seq":0}"#
+            r#"{"seq":0,"epoch":1,"result":{"faces":[[1,2,3,4]]}}"#
         );
-        assert_eq!(result_line(1, 1, b"no faces").to_string(), r#"{"epoch":1,"seq":1,"text":"no faces"}"#);
-        assert_eq!(result_line(2, 1, &[0, 1, 2, 3, 0xff]).to_string(), r#"{"base64":"AAECA/8=","epoch":1,"seq":2}"#);
+        assert_eq!(result_line(1, 1, b"no faces").to_string(), r#"{"seq":1,"epoch":1,"text":"no faces"}"#);
+        assert_eq!(result_line(2, 1, &[0, 1, 2, 3, 0xff]).to_string(), r#"{"seq":2,"epoch":1,"base64":"AAECA/8="}"#);
         assert_eq!(skipped_line(3, SkipCause::WorkerDied).to_string(), r#"{"seq":3,"skipped":"worker-died"}"#);
     }
 
@@ -104,7 +104,7 @@ mod tests {
         }
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "{\"epoch\":1,\"result\":[1],\"seq\":0}\n{\"seq\":1,\"skipped\":\"deadline\"}\n"
+            "{\"seq\":0,\"epoch\":1,\"result\":[1]}\n{\"seq\":1,\"skipped\":\"deadline\"}\n"
         );
     }
 }

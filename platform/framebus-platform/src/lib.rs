@@ -459,11 +459,15 @@ impl SharedSegment {
     }
 
     /// Removes every segment whose creator is dead, or whose header has been unreadable for
-    /// longer than [`STALE_GRACE`]; returns their names.
+    /// longer than [`STALE_GRACE`], and (Linux) the liveness files of dead processes; returns
+    /// the segments' names.
     ///
     /// # Errors
     /// [`Error::Io`] when the namespace cannot be listed.
     pub fn gc() -> Result<Vec<String>, Error> {
+        // The liveness lock files of processes that died without removing theirs (SIGKILL).
+        #[cfg(target_os = "linux")]
+        os::gc_live_files();
         let mut removed = Vec::new();
         for info in Self::list()? {
             if !info.creator_alive && Self::remove(&info.name).is_ok() {

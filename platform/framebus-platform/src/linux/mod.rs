@@ -221,6 +221,16 @@ pub fn wake(word: &AtomicU64, _sleepers: u64) {
     let _ = futex::wake(futex_word(word), futex::Flags::empty(), i32::MAX as u32);
 }
 
+/// `(pid as /proc shows it, state, start time)` of this process, from `/proc/self/stat`.
+fn self_stat() -> Option<(u32, char, u64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let pid = stat.split_whitespace().next()?.parse().ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((pid, state, fields.nth(18)?.parse().ok()?))
+}
+
 /// `(state, start time in clock ticks since boot)` of `pid` from `/proc/PID/stat`, if readable.
 fn stat(pid: u32) -> Option<(char, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -231,8 +241,86 @@ fn stat(pid: u32) -> Option<(char, u64)> {
     Some((state, fields.nth(18)?.parse().ok()?))
 }
 
-/// This process's liveness token: pid (low 32 bits) and start time (high 32 bits; 0 when
-/// `/proc` cannot tell). Computed once per process (a forked child has another pid).
+/// Prefix of the liveness lock files in `/dev/shm` (not `framebus.`: they are not segments).
+pub const LIVE_PREFIX: &str = "framebus-live.";
+
+/// The liveness lock file of `token`: `/dev/shm/framebus-live.<token as 16 hex digits>`.
+pub fn live_path(token: u64) -> String {
+    format!("{SHM_DIR}/{LIVE_PREFIX}{token:016x}")
+}
+
+/// The descriptor holding this process's liveness lock (-1: none), closed in a forked child
+/// (see `forget_lock_in_child`).
+static LIVE_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// `pthread_atfork` child handler: the child must not keep its parent's lock alive (a flock
+/// belongs to the open file, which a fork shares), so it closes its copy. Async-signal-safe.
+extern "C" fn forget_lock_in_child() {
+    let fd = LIVE_FD.swap(-1, std::sync::atomic::Ordering::SeqCst);
+    if fd >= 0 {
+        // SAFETY: `fd` is this (child) process's copy of the lock descriptor, which nothing else
+        // in the child uses; close(2) is async-signal-safe.
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// This process's liveness file and the pid that made it (a forked child that never made its
+/// own must not remove its parent's at its exit).
+static LIVE_FILE: std::sync::Mutex<Option<(u32, String)>> = std::sync::Mutex::new(None);
+
+/// `atexit` handler: a process that exits normally removes its liveness file (one killed leaves
+/// it, unlocked: the next liveness check of its token, or `framebus gc`, removes it).
+extern "C" fn remove_live_file() {
+    if let Ok(g) = LIVE_FILE.lock() {
+        if let Some((pid, path)) = g.as_ref() {
+            if *pid == std::process::id() {
+                let _ = rustix::fs::unlink(path.as_str());
+            }
+        }
+    }
+}
+
+/// Creates and locks (exclusively, for the life of the process) the liveness file of `token`;
+/// `Err` when another live process holds it (the same token in another PID namespace).
+fn hold_live_lock(token: u64) -> Result<(), ()> {
+    use rustix::fs::{flock, open, FlockOperation, OFlags};
+    let path = live_path(token);
+    let Ok(fd) = open(path.as_str(), OFlags::CREATE | OFlags::RDWR | OFlags::CLOEXEC, Mode::from_raw_mode(0o644))
+    else {
+        return Ok(()); // no /dev/shm to write: liveness falls back to pid and start time
+    };
+    match flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {
+            use std::os::fd::IntoRawFd;
+            let old = LIVE_FD.swap(fd.into_raw_fd(), std::sync::atomic::Ordering::SeqCst);
+            if old >= 0 {
+                // SAFETY: `old` was our previous lock descriptor (a forked child's new token
+                // replaces the inherited one, already closed by the atfork handler).
+                unsafe { libc::close(old) };
+            }
+            *LIVE_FILE.lock().unwrap_or_else(|e| e.into_inner()) = Some((std::process::id(), path));
+            static HOOKS: std::sync::Once = std::sync::Once::new();
+            HOOKS.call_once(|| {
+                // SAFETY: registers a handler that only closes a descriptor (see above), and one
+                // that removes our file at a normal exit; neither unwinds.
+                unsafe {
+                    libc::pthread_atfork(None, None, Some(forget_lock_in_child));
+                    libc::atexit(remove_live_file);
+                }
+            });
+            Ok(())
+        }
+        Err(_) => Err(()),
+    }
+}
+
+/// This process's liveness token: pid (low 32 bits, as `/proc` shows it) and start time (high
+/// 32 bits; 0 when `/proc` cannot tell). Computed once per process (a forked child has another pid). The
+/// process also holds an exclusive `flock` on `/dev/shm/framebus-live.TOKEN` for its whole life:
+/// the kernel drops it at its death in whatever PID namespace it runs, which is how
+/// [`is_alive`] judges a process it cannot see (a container sharing `/dev/shm` but not the PID
+/// namespace). Two processes of different namespaces with the same pid and start tick would
+/// share a token: the second bumps its start field until its lock file is its own.
 pub fn process_token() -> u64 {
     static TOKEN: std::sync::Mutex<Option<(u32, u64)>> = std::sync::Mutex::new(None);
     let pid = std::process::id();
@@ -240,27 +328,58 @@ pub fn process_token() -> u64 {
     match *t {
         Some((p, token)) if p == pid => token,
         _ => {
-            // Under qemu-user, /proc/self/stat is emulated per thread (state '0', the calling
-            // thread's start time): no usable start time, so record none (0 = unknown).
-            let ticks = match stat(pid) {
-                Some((state, ticks)) if state.is_ascii_alphabetic() => ticks,
-                _ => 0,
+            // The pid and start time as `/proc` shows them: in a PID namespace whose `/proc` is
+            // the host's, that is our host pid (what the host's checks will look up), not
+            // getpid's. Under qemu-user, /proc/self/stat is emulated per thread (state '0', the
+            // calling thread's start time): no usable start time, so record none (0 = unknown).
+            let (seen, ticks) = match self_stat() {
+                Some((seen, state, ticks)) if state.is_ascii_alphabetic() => (seen, ticks),
+                _ => (pid, 0),
             };
-            let token = u64::from(pid) | (ticks & 0xFFFF_FFFF) << 32;
+            let mut token = u64::from(seen) | (ticks & 0xFFFF_FFFF) << 32;
+            for bump in 1..=16u64 {
+                if hold_live_lock(token).is_ok() {
+                    break;
+                }
+                token = u64::from(seen) | ((ticks + bump) & 0xFFFF_FFFF) << 32;
+            }
             *t = Some((pid, token));
             token
         }
     }
 }
 
-/// False only when the process a token names is certainly gone: no such pid, a zombie, or a
-/// pid now used by a process with another start time. When it cannot tell (no `/proc`,
-/// `hidepid`, another PID namespace's pid that happens to exist) it says alive: declaring a
-/// live process dead would let `reap` take slots it is reading.
+/// What the liveness lock file of `token` says: `Some(true)` held (alive), `Some(false)` not
+/// held (dead; the file is removed), `None` no such file (a peer that keeps none, or already
+/// judged dead).
+pub fn live_lock_says(token: u64) -> Option<bool> {
+    use rustix::fs::{flock, open, FlockOperation, OFlags};
+    let path = live_path(token);
+    let fd = open(path.as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    match flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {
+            // Nobody holds it: its process is gone. Remove it while we hold it (a file is only
+            // ever created by the process whose token names it, which is dead).
+            let _ = rustix::fs::unlink(path.as_str());
+            Some(false)
+        }
+        Err(Errno::WOULDBLOCK) => Some(true),
+        Err(_) => None,
+    }
+}
+
+/// False only when the process a token names is certainly gone. First its liveness lock
+/// (kept by the kernel in every PID namespace): held is alive, free is dead. Without one (a
+/// peer that keeps none), pid and start time: no such pid, a zombie, or a pid now used by a
+/// process with another start time is dead; when it cannot tell (no `/proc`, `hidepid`) it says
+/// alive: declaring a live process dead would let `reap` take slots it is reading.
 pub fn is_alive(token: u64) -> bool {
     let pid = token as u32;
-    if pid == std::process::id() {
+    if token == process_token() {
         return true; // we are, whatever /proc says to this thread
+    }
+    if let Some(alive) = live_lock_says(token) {
+        return alive;
     }
     let Some(p) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
         return false;
@@ -274,6 +393,15 @@ pub fn is_alive(token: u64) -> bool {
         Some((_, ticks)) if token >> 32 != 0 => ticks & 0xFFFF_FFFF == token >> 32,
         _ => true,
     }
+}
+
+/// Removes the liveness files of dead processes (`framebus gc`); returns how many.
+pub fn gc_live_files() -> usize {
+    let Ok(dir) = std::fs::read_dir(SHM_DIR) else { return 0 };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| u64::from_str_radix(e.file_name().to_str()?.strip_prefix(LIVE_PREFIX)?, 16).ok())
+        .filter(|t| live_lock_says(*t) == Some(false))
+        .count()
 }
 
 /// Age of the named object (time since its last modification), if it can be told.

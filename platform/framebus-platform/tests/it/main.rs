@@ -8,6 +8,8 @@ mod backings;
 mod crash;
 #[cfg(target_os = "linux")]
 mod errors;
+#[cfg(target_os = "linux")]
+mod pidns;
 mod procs;
 #[cfg(target_os = "linux")]
 mod python;
