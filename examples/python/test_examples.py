@@ -174,3 +174,65 @@ def test_a_worker_killed_mid_run_is_restarted_and_its_frame_reported_lost():
     lost = [line for line in lines if "skipped" in line]
     assert all(line["skipped"] == "worker-died" for line in lost), lost
     assert len(lost) <= 1, "at most the frame the killed worker held"
+
+
+def c_library():
+    for profile in ("release", "checked"):
+        lib = ROOT / "target" / profile / "libframebus.a"
+        if lib.exists():
+            return lib
+    pytest.fail("libframebus.a not found: cargo build --release -p framebus-c")
+
+
+def test_a_c_producer_python_workers_and_results_read_in_order_from_c(tmp_path):
+    """The seed users' shape (seed 004): a C producer, Python model processes, and the results
+    read back in frame order in C; one Python worker is SIGKILLed mid-stream and the C reader
+    is told which frame it lost, instead of waiting on it."""
+    import shutil
+    import signal
+
+    cc = os.environ.get("CC") or shutil.which("cc")
+    if not cc:
+        if os.environ.get("CI") == "true":
+            pytest.fail("no C compiler: apt-get install gcc")
+        pytest.skip("no C compiler (apt-get install gcc)")
+    exe = tmp_path / "ordered_pipeline"
+    subprocess.run(
+        [cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-O2", "-pthread", "-I", str(ROOT / "bindings/c/include"),
+         str(ROOT / "examples/c/ordered_pipeline.c"), str(c_library()), "-lpthread", "-ldl", "-lm", "-o", str(exe)],
+        check=True,
+    )
+    name = f"seed004-{os.getpid()}"
+    frames = 400
+    c = subprocess.Popen([str(exe), name, str(frames), "320", "240"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert c.stdout.readline().strip() == f"created {name}"
+        workers = [
+            subprocess.Popen([sys.executable, str(HERE / "minimal_worker.py"), name, "5"], stdout=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        for w in workers:
+            assert w.stdout.readline().strip() == "ready"
+        c.stdin.write("go\n")
+        c.stdin.flush()
+        time.sleep(0.5)  # 400 frames at 5 ms on 2 workers: about a second
+        os.kill(workers[0].pid, signal.SIGKILL)
+        out, _ = c.communicate(timeout=120)
+        assert c.returncode == 0, out
+        assert workers[1].wait(timeout=20) == 0, "the other worker left at the end of the stream"
+    finally:
+        for p in [c, *workers]:
+            if p.poll() is None:
+                p.kill()
+    lines = out.splitlines()
+    assert lines[-1].startswith("in order: "), lines[-1]
+    per_frame = lines[:-1]
+    assert [int(l.split()[1]) for l in per_frame] == list(range(frames)), "one line per frame, in order"
+    import json
+
+    results = [json.loads(l.split(" ", 3)[3]) for l in per_frame if l.split()[2] == "result"]
+    assert all(r["mean"] == r["seq"] % 251 for r in results), "each result is its own frame's"
+    skipped = [l for l in per_frame if l.split()[2] == "skipped"]
+    assert all(l.endswith("skipped worker-died") for l in skipped), skipped
+    assert len(skipped) <= 1, "at most the frame the killed worker held"
+    assert {r["pid"] for r in results} == {workers[0].pid, workers[1].pid}, "both worked before the kill"
