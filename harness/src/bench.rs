@@ -17,84 +17,35 @@
 //! - `framebus SIZE full cycle`: the same with begin, write, publish, claim, read and release
 //!   all inside the timed leg (the whole per-frame protocol cost);
 //! - `framebus SIZE throughput`: frames per second from one producer to one worker process.
+//!
+//! `framebus bench results` ([`results`]): the ordered results path next to the handoff.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::time::Instant;
 
 use framebus_platform::core::segment::{FrameMeta, WriteSlot};
 use framebus_platform::core::sync::{AtomicU64, Ordering};
 use framebus_platform::core::{ConsumerKind, Frame, FrameGeometry, PixelFormat, Segment, SegmentSpec};
 use framebus_platform::{futex_wait, futex_wake, wait, CreateOptions, SharedSegment};
 
-type Res<T> = Result<T, Box<dyn std::error::Error>>;
+mod results;
+pub use results::results;
+
+mod common;
+use common::{name, ready, Peer, Res, Row, TIMEOUT};
 
 const SIZES: [(&str, u32, u32, PixelFormat); 3] = [
     ("64B", 64, 1, PixelFormat::Raw),
     ("720p", 1280, 720, PixelFormat::Bgr24),
     ("1080p", 1920, 1080, PixelFormat::Bgr24),
 ];
-const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// One line of the report: every sample of every round.
-struct Row {
-    name: String,
-    unit: &'static str,
-    samples: Vec<u64>,
-}
-
-impl Row {
-    /// The `q` quantile (0..=1) of the samples; call after `sort`.
-    fn at(&self, q: f64) -> f64 {
-        self.samples[((self.samples.len() - 1) as f64 * q) as usize] as f64
-    }
-}
 
 fn spec(w: u32, h: u32, f: PixelFormat) -> SegmentSpec {
     SegmentSpec::new(FrameGeometry::new(w, h, f), 4).with_max_consumers(2)
 }
 
-fn name(tag: &str) -> String {
-    format!("bench-{tag}-{}", std::process::id())
-}
-
 fn percentiles(name: String, ns: Vec<u64>, unit: &'static str) -> Row {
     Row { name, unit, samples: ns }
-}
-
-struct Peer {
-    child: Child,
-    out: BufReader<ChildStdout>,
-}
-
-impl Peer {
-    fn spawn(args: &[&str]) -> Res<Peer> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .arg("bench-peer")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let out = BufReader::new(child.stdout.take().ok_or("no stdout")?);
-        let mut p = Peer { child, out };
-        p.expect("ready")?;
-        Ok(p)
-    }
-    fn expect(&mut self, what: &str) -> Res<()> {
-        let mut l = String::new();
-        self.out.read_line(&mut l)?;
-        if l.trim() != what {
-            return Err(format!("bench peer said {l:?}, expected {what:?}").into());
-        }
-        Ok(())
-    }
-    fn finish(mut self) -> Res<()> {
-        let status = self.child.wait()?;
-        if !status.success() {
-            return Err(format!("bench peer failed: {status}").into());
-        }
-        Ok(())
-    }
 }
 
 /// Two u64 words on separate cache lines in slot 0 of `seg` (ping at +0, pong at +128).
@@ -367,12 +318,8 @@ pub fn transport(quick: bool, json: Option<&std::path::Path>) -> Res<()> {
 /// The child side of every row (`framebus bench-peer ROLE …`).
 pub fn peer(args: &[String]) -> Res<()> {
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    let ready = || -> Res<()> {
-        println!("ready");
-        std::io::stdout().flush()?;
-        Ok(())
-    };
     match a[..] {
+        ["post", n, iters, mode] => results::post_peer(n, iters.parse()?, mode == "sleep")?,
         ["cacheline", n, iters] => {
             let s = SharedSegment::open(n)?;
             let seg = s.segment();

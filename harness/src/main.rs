@@ -54,9 +54,11 @@ enum Command {
     },
     /// Benchmarks. `transport`: cross-process handoff latency and throughput for 64 B, 720p
     /// and 1080p frames next to the cache-line, futex and memcpy limits measured in the same run.
+    /// `results`: a worker's post to the ordered reader next to the frame handoff, same run.
     Bench {
-        /// Which benchmark (only `transport` so far).
-        #[arg(value_parser = ["transport"])]
+        /// Which benchmark: `transport` (the handoff next to the machine's limits) or `results`
+        /// (the ordered results path next to the handoff, and the runtime's cost per frame).
+        #[arg(value_parser = ["transport", "results"])]
         which: String,
         /// Fewer iterations (a smoke run; numbers are rough).
         #[arg(long)]
@@ -88,9 +90,11 @@ fn main() -> ExitCode {
         Command::Ls => cli::ls(),
         Command::Gc { dry_run } => cli::gc(dry_run),
         Command::Inspect { name } => cli::inspect::run(&name).map_err(Into::into),
-        Command::Bench { which: _, quick, json } => {
-            bench::transport(quick, json.as_deref()).map_err(|e| e.to_string().into())
+        Command::Bench { which, quick, json } => match which.as_str() {
+            "results" => bench::results(quick),
+            _ => bench::transport(quick, json.as_deref()),
         }
+        .map_err(|e| e.to_string().into()),
         Command::BenchPeer { args } => bench::peer(&args).map_err(|e| e.to_string().into()),
         Command::Probe { video } => cli::probe(&video),
         Command::Simulate(a) => run::simulate(&a).map(|r| {

@@ -27,10 +27,11 @@ tasks:
   nostd       build framebus-core for aarch64-unknown-none (proof that it is no_std)
   cross T     cross-compile and run core + platform tests, multi-process ones included:
               T = aarch64 (under qemu-user) or windows (under Wine)
-  bench       [core|transport|peers] [--quick] [--json PATH] [--plot PATH]: criterion
+  bench       [core|transport|results|peers] [--quick] [--json PATH] [--plot PATH]: criterion
               benchmarks of the core (in-process handoff vs crossbeam and rtrb), the
               cross-process transport benchmark (64 B / 720p / 1080p vs cache-line, futex and
-              memcpy limits), and framebus next to iceoryx2, Unix sockets, TCP and pipes with
+              memcpy limits), the ordered results path next to the handoff (and the runtime's
+              CPU per frame), and framebus next to iceoryx2, Unix sockets, TCP and pipes with
               the same limits measured in the same run (bench/, its own workspace)
   fuzz        [--smoke | --time SECS] [header|control_area|api_sequence]: run the cargo-fuzz
               targets (nightly; installs cargo-fuzz) from the seed corpus in fuzz/corpus/,

@@ -273,7 +273,7 @@ pub fn miri() -> Result<(), String> {
 
 pub fn bench(args: &[String]) -> Result<(), String> {
     let usage = || {
-        format!("usage: cargo xtask bench [core|transport|peers] [--quick] [--json PATH] [--plot PATH] (got {args:?})")
+        format!("usage: cargo xtask bench [core|transport|results|peers] [--quick] [--json PATH] [--plot PATH] (got {args:?})")
     };
     let mut which = "all";
     let mut quick = false;
@@ -281,7 +281,9 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "core" | "transport" | "peers" => which = if which == "all" { a.as_str() } else { return Err(usage()) },
+            "core" | "transport" | "results" | "peers" => {
+                which = if which == "all" { a.as_str() } else { return Err(usage()) }
+            }
             "--quick" => quick = true,
             "--json" => json = Some(it.next().ok_or_else(usage)?.clone()),
             "--plot" => plot = Some(it.next().ok_or_else(usage)?.clone()),
@@ -303,6 +305,13 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         }
         if let (Some(j), "transport") = (&json, which) {
             c.args(["--json", j]);
+        }
+        run(c)?;
+    }
+    if which == "all" || which == "results" {
+        let mut c = cmd("cargo", &["run", "--release", "-q", "-p", "framebus-harness", "--", "bench", "results"]);
+        if quick {
+            c.arg("--quick");
         }
         run(c)?;
     }
