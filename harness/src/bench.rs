@@ -18,7 +18,7 @@
 //!   all inside the timed leg (the whole per-frame protocol cost);
 //! - `framebus SIZE throughput`: frames per second from one producer to one worker process.
 //!
-//! `framebus bench results` ([`results`]): the ordered results path next to the handoff.
+//! `framebus bench results` ([`mod@results`]): the ordered results path next to the handoff.
 
 use std::io::Write;
 use std::time::Instant;

@@ -145,3 +145,168 @@ fn a_segment_name_in_use_is_refused_with_what_to_do() {
     assert!(e.contains(&format!("segment {name} is in use")) && e.contains("framebus gc"), "{e}");
     assert_eq!(held.segment().stats().epoch, 0, "the segment in use was not touched");
 }
+
+/// libframebus.a of this build (the test stage builds it first), or None outside CI.
+fn libframebus() -> Option<PathBuf> {
+    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target");
+    for profile in ["checked", "release", "debug"] {
+        let lib = target.join(profile).join("libframebus.a");
+        if lib.exists() {
+            return Some(lib);
+        }
+    }
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "libframebus.a missing: cargo build -p framebus-c");
+    eprintln!("SKIPPED: libframebus.a not built (cargo build -p framebus-c)");
+    None
+}
+
+#[test]
+fn a_cpp_worker_on_libframebus_runs_under_framebus_run() {
+    let Some(lib) = libframebus() else { return };
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
+    let exe = tmp("frame_worker");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let built = Command::new(&cxx)
+        .args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-O2", "-I"])
+        .arg(root.join("bindings/c/include"))
+        .arg(root.join("examples/cpp/frame_worker.cpp"))
+        .arg(&lib)
+        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        .arg(&exe)
+        .status();
+    match built {
+        Ok(s) if s.success() => {}
+        Ok(s) => panic!("{cxx} failed on examples/cpp/frame_worker.cpp: {s}"),
+        Err(e) => {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "no C++ compiler ({cxx}: {e}): apt-get install g++");
+            eprintln!("SKIPPED: no C++ compiler ({cxx}: {e}; apt-get install g++)");
+            return;
+        }
+    }
+    let out = tmp("cpp.jsonl");
+    let name = format!("rt{}cpp", std::process::id());
+    let o = framebus(&[
+        "run",
+        "--name",
+        &name,
+        "--video",
+        CLIP,
+        "--frames",
+        "40",
+        "--workers",
+        "2",
+        "--policy",
+        "block",
+        "--jsonl",
+        out.to_str().unwrap(),
+        "--",
+        exe.to_str().unwrap(),
+    ]);
+    let _ = std::fs::remove_file(&exe);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let l = lines(&out);
+    let _ = std::fs::remove_file(&out);
+    assert_eq!(l.iter().map(|v| v["seq"].as_u64().unwrap()).collect::<Vec<_>>(), (0..40).collect::<Vec<_>>());
+    for v in &l {
+        let r = &v["result"];
+        assert_eq!(r["seq"], v["seq"], "each result names its own frame: {v}");
+        let mean = r["mean"].as_f64().unwrap();
+        assert!(mean > 10.0 && mean < 250.0, "a real function of real pixels: {v}");
+        let b = r["brightest"].as_array().unwrap();
+        assert!(b[0].as_u64().unwrap() + 16 <= 1280 && b[1].as_u64().unwrap() + 16 <= 720, "{v}");
+    }
+    no_segment_left(&name);
+}
+
+#[test]
+fn an_external_producer_feeds_the_pipeline_and_its_finish_ends_it() {
+    // The user's own producer (here this test, through the platform crate) writes the segment
+    // the runtime made; the runtime's workers are the stub; finishing the stream ends the run.
+    let f = tmp("external.toml");
+    let name = format!("rt{}ext", std::process::id());
+    write(
+        &f,
+        &format!(
+            "name = \"{name}\"\n[source]\nexternal = {{ width = 64, height = 48 }}\npolicy = \"block\"\n[workers]\ncount = 2\nprofile = \"custom:2,1,0\"\n"
+        ),
+    );
+    let out = tmp("external.jsonl");
+    let child = Command::new(env!("CARGO_BIN_EXE_framebus"))
+        .args(["run", f.to_str().unwrap(), "--jsonl", out.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    let seg = loop {
+        match framebus_platform::SharedSegment::open(&name) {
+            Ok(s) => break s,
+            Err(_) if t.elapsed().as_secs() < 30 => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Err(e) => panic!("the runtime never made {name}: {e}"),
+        }
+    };
+    let mut p = seg.attach_producer().unwrap();
+    for i in 0..25u8 {
+        framebus_platform::wait::wait_for_space(&p, std::time::Duration::from_secs(10)).unwrap();
+        let mut slot = p.begin().unwrap();
+        slot.write(0, &[i; 64 * 48 * 3]);
+        framebus_platform::wait::publish(slot, framebus_platform::core::segment::FrameMeta::default(), &seg.segment());
+    }
+    p.finish();
+    let o = child.wait_with_output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{e}");
+    assert!(e.contains("25 frames in, 25 results out, 0 skipped"), "{e}");
+    assert_eq!(lines(&out).len(), 25);
+    let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_file(&f);
+    drop(seg);
+    no_segment_left(&name);
+}
+
+#[test]
+fn an_external_producer_that_dies_unreplaced_gets_its_stream_ended_by_the_runtime() {
+    let f = tmp("orphan.toml");
+    let name = format!("rt{}orphan", std::process::id());
+    write(
+        &f,
+        &format!(
+            "name = \"{name}\"\n[source]\nexternal = {{ width = 1280, height = 720 }}\n[workers]\ncount = 1\nprofile = \"custom:2,1,0\"\n"
+        ),
+    );
+    let out = tmp("orphan.jsonl");
+    let child = Command::new(env!("CARGO_BIN_EXE_framebus"))
+        .args(["run", f.to_str().unwrap(), "--jsonl", out.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while framebus_platform::SharedSegment::open(&name).is_err() {
+        assert!(t.elapsed().as_secs() < 30, "the runtime never made {name}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // The user's producer: `framebus producer` on the runtime's segment, killed mid-stream.
+    let mut producer = Command::new(env!("CARGO_BIN_EXE_framebus"))
+        .args(["producer", "--segment", &name, "--video", CLIP])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let seg = framebus_platform::SharedSegment::open(&name).unwrap();
+    while seg.segment().stats().write_pos < 10 {
+        assert!(t.elapsed().as_secs() < 30, "the producer never published");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    producer.kill().unwrap();
+    producer.wait().unwrap();
+    drop(seg);
+    let o = child.wait_with_output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{e}");
+    assert!(e.contains("died and none took over in 5 s: ending the stream at seq"), "{e}");
+    let l = lines(&out);
+    let seqs: Vec<u64> = l.iter().map(|v| v["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>(), "every frame up to the end, in order");
+    assert!(seqs.len() >= 10, "{e}");
+    let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_file(&f);
+    no_segment_left(&name);
+}

@@ -125,13 +125,15 @@ pub struct OutputFile {
 }
 
 /// Options of `framebus run` (each wins over the file's).
+// The field docs are clap's --help, where `[default: …]` is the convention; rustdoc would read
+// it as a link and `<pid>` as a tag.
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct RunArgs {
     /// The pipeline file (TOML; see below). Without one, the flags describe the pipeline.
     #[arg(value_name = "PIPELINE.toml")]
     pub file: Option<PathBuf>,
     /// Segment name [default: run<pid>].
-    #[allow(rustdoc::invalid_html_tags)]
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
     /// Video file to decode (MP4 with H.264, or Y4M).

@@ -104,6 +104,10 @@ pub struct Summary {
     pub wall: Duration,
 }
 
+/// How long an external producer (one the runtime does not start) may be dead before the
+/// runtime ends the stream for it: long enough for the user's own supervisor to restart it.
+pub const PRODUCER_GRACE: Duration = Duration::from_secs(5);
+
 /// Raises a flag when dropped: the reader thread stops on every way out of the run.
 struct Halt<'a>(&'a AtomicBool);
 
@@ -111,6 +115,30 @@ impl Drop for Halt<'_> {
     fn drop(&mut self) {
         self.0.store(true, Ordering::SeqCst);
     }
+}
+
+/// An external producer that died and was not replaced within [`PRODUCER_GRACE`]: take it over
+/// and end the stream, so that the workers and the reader see the end instead of waiting.
+fn end_for_a_dead_producer(seg: &SharedSegment, dead_since: &mut Option<Instant>) {
+    let owner = seg.segment().producer_token();
+    if owner == 0 || framebus_platform::is_alive(owner) {
+        *dead_since = None;
+        return;
+    }
+    let since = *dead_since.get_or_insert_with(Instant::now);
+    if since.elapsed() < PRODUCER_GRACE {
+        return;
+    }
+    if let Ok(producer) = seg.attach_producer() {
+        eprintln!(
+            "framebus run: the producer (pid {}) died and none took over in {} s: ending the stream at seq {}",
+            owner as u32,
+            PRODUCER_GRACE.as_secs(),
+            producer.next_seq()
+        );
+        producer.finish();
+    }
+    *dead_since = None;
 }
 
 /// Runs `p` to the end of its stream: creates the segment, starts the workers (waiting until
@@ -147,6 +175,7 @@ pub fn run(p: &Pipeline, sinks: &mut [&mut dyn Sink], obs: &mut dyn Observer, st
         procs.spawn("producer", source(&ctx), stop)?;
     }
     let mut deaths: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut producer_dead_since: Option<Instant> = None;
     let halt = AtomicBool::new(false);
     let deadline = p.deadline;
     let counts = std::thread::scope(|sc| -> Res<Counts> {
@@ -174,6 +203,9 @@ pub fn run(p: &Pipeline, sinks: &mut [&mut dyn Sink], obs: &mut dyn Observer, st
                 }
             }
             procs.restart_due(stop)?;
+            if p.source.is_none() {
+                end_for_a_dead_producer(&seg, &mut producer_dead_since);
+            }
             obs.tick(&seg, &procs, start.elapsed());
             if reader.is_finished() {
                 break;

@@ -201,9 +201,13 @@ class Frame:
     @property
     def epoch(self) -> int: ...
     @property
-    def capture_ns(self) -> int: ...
+    def capture_ns(self) -> int:
+        """Whatever the producer passed: framebus does not read it. `framebus producer` and
+        `framebus run` stamp CLOCK_MONOTONIC in ns (Python: `time.monotonic_ns()`), the clock
+        every process of one boot shares; use the same in your own producer."""
     @property
-    def pts_ns(self) -> int: ...
+    def pts_ns(self) -> int:
+        """The presentation time the producer passed (ns; `framebus producer`: frame index / fps)."""
     @property
     def width(self) -> int: ...
     @property
@@ -229,8 +233,14 @@ class Producer:
     """The segment's only producer."""
 
     def begin(self, timeout: Optional[float] = None) -> Optional[Slot]:
-        """The slot for the next frame; None when a drop policy dropped this frame (counted).
-        Under Block waits up to `timeout` seconds, then raises Timeout."""
+        """The slot for the next frame. What a full segment does depends on the policy:
+        block waits up to `timeout` seconds, then raises Timeout; drop-newest returns None (this
+        frame is dropped, counted); drop-oldest never returns None: it takes back the oldest
+        frame no worker claimed yet, named by `slot.dropped_seq` (counted).
+
+        `slot.seq` is the number the frame gets *when published*: numbers are given at
+        publish, so after `abandon()` the next frame gets that number (a slot's seq is not a
+        frame until it is published)."""
     def write(
         self,
         array: npt.ArrayLike,
