@@ -73,7 +73,8 @@ impl Segment {
     fn address(&self) -> usize {
         self.shared.segment().region().base().as_ptr() as usize
     }
-    /// Counters now: published, next_seq, dropped_oldest, dropped_newest, delivered, epoch.
+    /// Counters now: published, next_seq, dropped_oldest, dropped_newest, delivered, epoch,
+    /// reclaimed, late_results, result_overflow.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.shared.segment().stats();
         let d = PyDict::new(py);
@@ -83,6 +84,8 @@ impl Segment {
         d.set_item("dropped_newest", s.dropped_newest)?;
         d.set_item("delivered", s.delivered)?;
         d.set_item("epoch", s.epoch)?;
+        // Frames taken back from consumers whose process died (their holds cleared).
+        d.set_item("reclaimed", s.reclaimed)?;
         let (late, overflow) = self.shared.segment().result_counts();
         d.set_item("late_results", late)?;
         d.set_item("result_overflow", overflow)?;

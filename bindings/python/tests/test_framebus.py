@@ -181,6 +181,7 @@ def test_a_python_worker_killed_mid_frame_has_its_slots_reclaimed():
     with producer.begin(timeout=10) as slot:
         slot.array[:] = 1
     assert seg.stats()["published"] == 3
+    assert seg.stats()["reclaimed"] == 2, "both of the dead worker's frames were taken back"
     with seg.worker() as survivor:
         frame = survivor.claim(timeout=1)
         assert frame is not None and frame.seq == 2 and frame.array.max() == 1

@@ -114,8 +114,8 @@ class Segment:
     def address(self) -> int:
         """Address of the mapping in this process; every frame array lies inside it."""
     def stats(self) -> dict[str, int]:
-        """published, next_seq, dropped_oldest, dropped_newest, delivered, epoch, late_results,
-        result_overflow."""
+        """published, next_seq, dropped_oldest, dropped_newest, delivered, epoch, reclaimed
+        (frames taken back from consumers whose process died), late_results, result_overflow."""
     def reader(self, deadline: Optional[float] = None) -> Reader:
         """Attaches as the ordered results reader (raises Busy while a live one is attached)."""
     def producer(self) -> Producer:
