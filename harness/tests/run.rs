@@ -310,3 +310,88 @@ fn an_external_producer_that_dies_unreplaced_gets_its_stream_ended_by_the_runtim
     let _ = std::fs::remove_file(&f);
     no_segment_left(&name);
 }
+
+/// `GET /metrics` from 127.0.0.1:`port` (None until it answers).
+fn scrape(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    assert!(head.starts_with("HTTP/1.") && head.contains(" 200 "), "{head}");
+    assert!(head.to_ascii_lowercase().contains("content-type: application/openmetrics-text"), "{head}");
+    Some(body.to_string())
+}
+
+/// The value of the sample line `name` (with its labels, as printed).
+fn sample(body: &str, name: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no {name} in:\n{body}"))
+}
+
+#[test]
+fn metrics_are_served_for_prometheus_while_the_pipeline_runs() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = tmp("metrics.jsonl");
+    let name = format!("rt{}metrics", std::process::id());
+    let child = Command::new(env!("CARGO_BIN_EXE_framebus"))
+        .args(["run", "--name", &name, "--video", CLIP, "--frames", "100", "--workers", "2"])
+        .args([
+            "--profile",
+            "custom:20,2,0",
+            "--jsonl",
+            out.to_str().unwrap(),
+            "--metrics",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    let first = loop {
+        match scrape(port) {
+            Some(b)
+                if b.contains("framebus_frames_published_total")
+                    && sample(&b, "framebus_frames_published_total") > 0.0 =>
+            {
+                break b
+            }
+            _ if t.elapsed().as_secs() < 30 => std::thread::sleep(std::time::Duration::from_millis(50)),
+            _ => panic!("no metrics with frames at 127.0.0.1:{port}"),
+        }
+    };
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let second = scrape(port).expect("still served");
+    for b in [&first, &second] {
+        for t in [
+            "framebus_frames_issued counter",
+            "framebus_results counter",
+            "framebus_slots gauge",
+            "framebus_worker_frames counter",
+        ] {
+            assert!(b.contains(&format!("# TYPE {t}")), "{t}:\n{b}");
+        }
+        let slots: f64 = ["free", "writing", "ready", "taken"]
+            .iter()
+            .map(|s| sample(b, &format!("framebus_slots{{state=\"{s}\"}}")))
+            .sum();
+        assert_eq!(slots, 5.0, "every slot in one state (2 workers + 3):\n{b}");
+        assert!(b.trim_end().ends_with("# EOF"), "{b}");
+    }
+    let grew = |m: &str| sample(&second, m) > sample(&first, m);
+    assert!(
+        grew("framebus_frames_published_total") && grew("framebus_results_total"),
+        "counters move:\n{first}\n{second}"
+    );
+    let per_worker = sample(&second, "framebus_worker_frames_total{worker=\"worker-0\"}")
+        + sample(&second, "framebus_worker_frames_total{worker=\"worker-1\"}");
+    assert!(per_worker > 0.0 && per_worker <= sample(&second, "framebus_frames_published_total"), "{second}");
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let _ = std::fs::remove_file(&out);
+    // The address is checked before anything starts.
+    let o = framebus(&["run", "--video", CLIP, "--profile", "aip", "--metrics", "127.0.0.1:notaport"]);
+    assert!(stderr(&o).contains("--metrics 127.0.0.1:notaport: cannot listen there"), "{}", stderr(&o));
+}

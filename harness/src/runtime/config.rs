@@ -24,6 +24,7 @@
 //! [output]
 //! jsonl = "-"                         # one line per frame, in order ("-": stdout)
 //! mqtt = { host = "127.0.0.1", port = 1883, topic = "cameras/door/faces", qos = 1 }
+//! metrics = "127.0.0.1:9464"          # Prometheus text exposition at /metrics
 //! ```
 //!
 //! A worker command is told the pipeline through its environment too: `FRAMEBUS_SEGMENT` (what
@@ -122,6 +123,8 @@ pub struct OutputFile {
     pub jsonl: Option<String>,
     /// MQTT: a message per frame
     pub mqtt: Option<super::mqtt::Target>,
+    /// Prometheus: serve `/metrics` on this HOST:PORT
+    pub metrics: Option<String>,
 }
 
 /// Options of `framebus run` (each wins over the file's).
@@ -167,6 +170,9 @@ pub struct RunArgs {
     /// The MQTT QoS: 0, 1 or 2 [default: 1].
     #[arg(long, value_name = "N", requires = "mqtt")]
     pub mqtt_qos: Option<u8>,
+    /// Serve the pipeline's counters for Prometheus at http://ADDR/metrics while it runs.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics: Option<String>,
     /// The worker command and its arguments, after `--`: `framebus run --video clip.mp4 --
     /// python3 detector.py`. `{segment}`, `{index}` and `{workers}` are replaced (and `{dir}`:
     /// the pipeline file's directory).
@@ -420,7 +426,11 @@ pub fn resolve(a: &RunArgs, dir: &Path) -> Res<(Pipeline, OutputFile)> {
             return Err(bad("output", "mqtt", format!("qos {}: use 0, 1 or 2", t.qos)).into());
         }
     }
-    let output = OutputFile { jsonl: a.jsonl.clone().or(f.output.jsonl.clone()), mqtt };
+    let output = OutputFile {
+        jsonl: a.jsonl.clone().or(f.output.jsonl.clone()),
+        mqtt,
+        metrics: a.metrics.clone().or(f.output.metrics.clone()),
+    };
     Ok((
         Pipeline {
             name,
@@ -465,7 +475,29 @@ pub fn main(a: &RunArgs) -> Res<()> {
     if let Some(m) = &mut mqtt {
         sinks.push(m);
     }
-    let s = super::run(&p, &mut sinks, &mut super::Quiet, &stop)?;
+    let metrics = super::metrics::Metrics::default();
+    let mut counting = super::metrics::Counting(metrics.clone());
+    let stop_server = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let server = match &out.metrics {
+        Some(addr) => {
+            let h = super::metrics::serve(addr, metrics.clone(), stop_server.clone())?;
+            eprintln!("framebus run: metrics at http://{addr}/metrics");
+            sinks.push(&mut counting);
+            Some(h)
+        }
+        None => None,
+    };
+    let mut watch = metrics.clone();
+    let run = if server.is_some() {
+        super::run(&p, &mut sinks, &mut watch, &stop)
+    } else {
+        super::run(&p, &mut sinks, &mut super::Quiet, &stop)
+    };
+    stop_server.store(1, std::sync::atomic::Ordering::SeqCst);
+    if let Some(h) = server {
+        let _ = h.join();
+    }
+    let s = run?;
     let c = &s.counts;
     eprintln!(
         "framebus run: {} frames in, {} results out, {} skipped {:?}, {} late; restarts {:?}; {:.1} s",

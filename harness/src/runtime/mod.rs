@@ -13,10 +13,11 @@
 //!
 //! The parts, each depending only on those before it: [`supervise`] (processes, readiness,
 //! restarts, clean-up) → [`reader`] (the ordered reader and the [`reader::Sink`] trait) →
-//! [`sink`] (JSON Lines), [`mqtt`] (a broker) → this module → [`config`] (the TOML file and
-//! the command line).
+//! [`sink`] (JSON Lines), [`mqtt`] (a broker), [`metrics`] (Prometheus) → this module →
+//! [`config`] (the TOML file and the command line).
 
 pub mod config;
+pub mod metrics;
 pub mod mqtt;
 pub mod reader;
 pub mod sink;
@@ -84,6 +85,12 @@ pub trait Observer {
 /// An observer that does nothing.
 pub struct Quiet;
 impl Observer for Quiet {}
+
+impl Observer for metrics::Metrics {
+    fn tick(&mut self, seg: &SharedSegment, procs: &Procs, _: Duration) {
+        self.update(seg, procs);
+    }
+}
 
 /// What a pipeline did.
 #[derive(Clone, Debug)]

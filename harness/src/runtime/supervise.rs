@@ -292,6 +292,11 @@ impl Procs {
         }
     }
 
+    /// Every live process: (key, pid).
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.list.iter().filter_map(|p| Some((p.key.clone(), p.child.as_ref()?.id()))).collect()
+    }
+
     /// The pid of the live process under `key`.
     pub fn pid(&self, key: &str) -> Option<u32> {
         self.list.iter().find(|p| p.key == key)?.child.as_ref().map(Child::id)
