@@ -47,6 +47,9 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// A live view of a pipeline from its segment: frames in and out per second, drops, late
+    /// results, reclaims, each worker's rate and busy share, slots by state, the reader.
+    Top(framebus_harness::cli::top::TopArgs),
     /// Print a segment's header, counters, slots and consumers.
     Inspect {
         /// Segment name (as given to create; without the `framebus.` prefix).
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
         Command::Ls => cli::ls(),
         Command::Gc { dry_run } => cli::gc(dry_run),
         Command::Inspect { name } => cli::inspect::run(&name).map_err(Into::into),
+        Command::Top(a) => cli::top::run(&a),
         Command::Bench { which, quick, json } => match which.as_str() {
             "results" => bench::results(quick),
             _ => bench::transport(quick, json.as_deref()),

@@ -68,3 +68,59 @@ fn gc_removes_a_segment_whose_creator_died() {
     assert!(ok && out.contains(&format!("removed {name}")), "{out}");
     assert!(SharedSegment::open(&name).is_err());
 }
+
+#[test]
+fn top_shows_a_running_pipeline_from_its_segment() {
+    let name = format!("toptest{}", std::process::id());
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_framebus"))
+        .args([
+            "simulate",
+            "--name",
+            &name,
+            "--duration",
+            "6",
+            "--workers",
+            "2",
+            "--profile",
+            "custom:40,5,0",
+            "--quiet",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    let flowing = || framebus_platform::SharedSegment::open(&name).is_ok_and(|s| s.segment().stats().write_pos >= 10);
+    while !flowing() {
+        assert!(t.elapsed().as_secs() < 30, "the simulation never published");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_framebus")).args(["top", &name, "--once"]).output().unwrap();
+    // Ctrl-C: the simulation removes its segments on the way out.
+    assert!(Command::new("kill").args(["-INT", &sim.id().to_string()]).status().unwrap().success());
+    let _ = sim.wait();
+    assert!(!std::path::Path::new(&format!("/dev/shm/framebus.{name}")).exists(), "the run cleaned up");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        text.starts_with(&format!("framebus top {name}: 1280x720 bgr24, 5 slots, work-queue, drop-oldest")),
+        "{text}"
+    );
+    let fps: f64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("frames     in ").or_else(|| l.trim().strip_prefix("frames in ")))
+        .and_then(|l| l.split("/s").next()?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no frames line: {text}"));
+    assert!((15.0..=35.0).contains(&fps), "about the clip's 25 fps: {text}");
+    let workers: Vec<&str> =
+        text.lines().skip_while(|l| !l.contains("workers")).skip(1).take_while(|l| l.starts_with("      ")).collect();
+    assert_eq!(workers.len(), 2, "one line per worker: {text}");
+    for w in workers {
+        let busy: f64 = w.split_whitespace().nth(3).unwrap().trim_end_matches('%').parse().unwrap();
+        assert!(busy > 20.0, "a 40 ms model at ~12 frames/s per worker is busy about half the time: {w}");
+    }
+    assert!(text.contains("reader     pid") && text.contains("stream open"), "{text}");
+    let o =
+        Command::new(env!("CARGO_BIN_EXE_framebus")).args(["top", "no-such-segment-here", "--once"]).output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-segment-here"), "names the segment");
+}

@@ -181,6 +181,13 @@ impl<'a> Segment<'a> {
         }
     }
 
+    /// The ordered reader's token (0: none attached) and the next seq it delivers, for
+    /// monitoring (`framebus top`): a snapshot, ordered with nothing.
+    pub fn reader_position(&self) -> (u64, u64) {
+        // Relaxed: statistics; nothing is read through these values.
+        (self.ctl(ctl::READER_OWNER).load(Ordering::Relaxed), self.ctl(ctl::READ_HEAD).load(Ordering::Relaxed))
+    }
+
     /// Results that came after their frame was skipped, and posts given up because the reader
     /// was a window behind.
     pub fn result_counts(&self) -> (u64, u64) {

@@ -1,7 +1,9 @@
-//! The commands around segments and videos that are not roles: `ls`, `gc`, `inspect`, `probe`.
+//! The commands around segments and videos that are not roles: `ls`, `gc`, `inspect`, `top`,
+//! `probe`.
 //! Each is one function taking its parsed arguments; `main.rs` only dispatches.
 
 pub mod inspect;
+pub mod top;
 
 use std::path::Path;
 
