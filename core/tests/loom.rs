@@ -907,6 +907,98 @@ fn worker_holding_frame0_with_results(
     (heap, seg, p, w, f)
 }
 
+/// Redelivery: worker 10 dies holding frame 0; its reclaim (another thread) puts the frame back
+/// while worker 11 claims in a loop. Worker 11 gets frame 0 exactly once, intact and flagged
+/// redelivered (never before the reclaim put it back: `Empty` until then), posts, and the reader
+/// gets that result — the frame's cell was never marked worker-died.
+#[test]
+fn a_dead_workers_frame_is_redelivered_once_to_another_worker() {
+    model(|| {
+        let (_heap, seg, _p, w, _f) = worker_holding_frame0_with_results();
+        let (idx, gen) = (w.index(), w.generation());
+        std::mem::forget(w); // worker 10 dies holding frame 0
+        let mut b = seg.register(ConsumerKind::Worker, 11).unwrap();
+        let reaper = thread::spawn(move || seg.reclaim(idx, gen, Reclaim::Dead { owner: 10 }).unwrap());
+        let f = loop {
+            match b.claim() {
+                Ok(f) => break f,
+                Err(ClaimError::Empty) => thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!((f.seq, f.redelivered, read_seq(&b, &f)), (0, true, 0), "frame 0, intact, redelivered");
+        assert_eq!(b.post(&f, &[5u8; LEN]).unwrap(), Posted::Ready);
+        b.release(f).unwrap();
+        reaper.join().unwrap();
+        assert_eq!(b.claim(), Err(ClaimError::Empty), "once, and the hint is cleared");
+        let mut r = seg.attach_reader(2, 0).unwrap();
+        let mut out = [0u8; LEN];
+        assert!(matches!(r.next(&mut out).unwrap(), Next::Result { seq: 0, .. }), "its result, not a skip");
+        assert_eq!(seg.stats().redelivered, 1);
+        assert_eq!(seg.census().free, 1, "the slot is back");
+    });
+}
+
+/// Two finishers of one dead worker's reclaim race a new worker that registers (maybe in the
+/// freed entry, with the same holder bit) and claims the redelivered frame: a slow finisher
+/// never takes that frame from it (the put-back frame is at the next generation, so the dead
+/// worker's slot word never comes back for an ABA).
+#[test]
+fn a_slow_finisher_never_takes_a_redelivered_frame_from_its_new_worker() {
+    model(|| {
+        let (_heap, seg, _p, w, _f) = worker_holding_frame0_with_results();
+        let (idx, gen) = (w.index(), w.generation());
+        std::mem::forget(w);
+        let slow = thread::spawn(move || {
+            let _ = seg.reclaim(idx, gen, Reclaim::Dead { owner: 10 });
+        });
+        let _ = seg.reclaim(idx, gen, Reclaim::Dead { owner: 10 });
+        // Entry 0 is free now (this finisher or the other freed it): the new worker may take it.
+        let mut n = seg.register(ConsumerKind::Worker, 12).unwrap();
+        let f = loop {
+            match n.claim() {
+                Ok(f) => break f,
+                Err(ClaimError::Empty) => thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert!(f.redelivered);
+        slow.join().unwrap();
+        assert_eq!(seg.census().taken, 1, "the new worker still holds the frame");
+        n.release(f).expect("and releases it");
+        assert_eq!(seg.census().free, 1);
+    });
+}
+
+/// The second death of the same frame's worker: the redelivered frame's holder dies too; its
+/// reclaim, racing the reader, skips it as worker-died (a frame goes back once), and the reader
+/// gets that skip — never a wait, never an overflow.
+#[test]
+fn a_frame_whose_second_worker_dies_too_is_reported_lost() {
+    model(|| {
+        let (_heap, seg, _p, w, _f) = worker_holding_frame0_with_results();
+        seg.reclaim(w.index(), w.generation(), Reclaim::Dead { owner: 10 }).unwrap();
+        std::mem::forget(w);
+        let mut b = seg.register(ConsumerKind::Worker, 11).unwrap();
+        let f = b.claim().unwrap();
+        assert!(f.redelivered);
+        let (idx, gen) = (b.index(), b.generation());
+        std::mem::forget(b); // worker 11 dies too
+        let reaper = thread::spawn(move || seg.reclaim(idx, gen, Reclaim::Dead { owner: 11 }).unwrap());
+        let mut r = seg.attach_reader(2, 0).unwrap();
+        let mut out = [0u8; LEN];
+        let first = r.next(&mut out).unwrap();
+        reaper.join().unwrap();
+        let got = match first {
+            Next::Pending { seq: 0, .. } => r.next(&mut out).unwrap(),
+            n => n,
+        };
+        assert_eq!(got, Next::Skipped { seq: 0, cause: SkipCause::WorkerDied });
+        assert_eq!(seg.stats().redelivered, 1, "once");
+        assert_eq!(seg.census().free, 1);
+    });
+}
+
 /// A worker posts frame 0's result while the reader gives up on it (its deadline): the result
 /// is delivered exactly when the post won (`Ready`), the skip exactly when it lost (`Late`,
 /// counted), never both, and the bytes delivered are the ones posted (loom's causality checker

@@ -132,6 +132,7 @@ fn the_report_has_every_key_and_accounts_for_every_frame() {
         "restarts",
         "deaths",
         "accounted",
+        "redelivered",
         "timeline",
     ]
     .into_iter()
@@ -479,7 +480,9 @@ fn kill_9_of_workers_and_the_producer_mid_run_loses_only_their_frames_and_the_ru
     for cause in r["dropped"].as_object().unwrap().keys() {
         assert!(["drop_oldest", "drop_newest", "worker_died"].contains(&cause.as_str()), "{cause}: {text}");
     }
-    assert!(n(&r["dropped"], "worker_died") <= 2, "at most the frame each killed worker held: {text}");
+    // A killed worker's frame goes back once to another worker (redelivered), or is lost.
+    let died = r["dropped"].get("worker_died").map_or(0, |v| v.as_u64().unwrap());
+    assert!(died + n(&r, "redelivered") <= 2, "at most the frame each killed worker held: {text}");
     assert!(n(&r, "frames_out") > 150, "{text}");
 }
 

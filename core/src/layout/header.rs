@@ -49,6 +49,7 @@ impl Layout {
         put32(&mut b, hdr::CTL_SLOTS, self.ctl_slots as u32);
         put32(&mut b, hdr::CTL_RING, self.ctl_ring as u32);
         put32(&mut b, hdr::CTL_CONSUMERS, self.ctl_consumers as u32);
+        put32(&mut b, hdr::FLAGS, if s.lost_on_death { hdr::FLAG_LOST_ON_DEATH } else { 0 });
         put32(&mut b, hdr::RESULT_CELLS, s.result_cells);
         put32(&mut b, hdr::RESULT_MAX, s.result_max);
         put64(&mut b, hdr::RESULTS_OFFSET, self.results_offset);
@@ -111,6 +112,7 @@ impl Layout {
             result_cells: get32(bytes, hdr::RESULT_CELLS),
             // Stored resolved: a header with cells never has 0 here (compute checks the rest).
             result_max: get32(bytes, hdr::RESULT_MAX),
+            lost_on_death: get32(bytes, hdr::FLAGS) & hdr::FLAG_LOST_ON_DEATH != 0,
         };
         let l = Layout::compute(&spec).map_err(HeaderError::Spec)?;
         // Independent range checks first, so a corrupt header gets the most telling error.
@@ -163,7 +165,7 @@ impl Layout {
                 return Err(HeaderError::Field { field: "planes", found: o.into(), expected: p.offset });
             }
         }
-        if get32(bytes, hdr::FLAGS) != 0
+        if get32(bytes, hdr::FLAGS) & !hdr::FLAG_LOST_ON_DEATH != 0
             || get32(bytes, hdr::RESERVED) != 0
             || bytes[hdr::RESERVED_TAIL..hdr::CHECKSUM].iter().any(|&b| b != 0)
             || bytes[hdr::CHECKSUM + 8..].iter().any(|&b| b != 0)

@@ -62,6 +62,8 @@ pub mod hdr {
     pub const FRAME_SIZE: usize = 128;
     pub const RING_CAPACITY: usize = 136;
     pub const FLAGS: usize = 140;
+    /// Bit of `flags`: [`SegmentSpec::lost_on_death`](super::SegmentSpec::lost_on_death).
+    pub const FLAG_LOST_ON_DEATH: u32 = 1;
     pub const CONTROL_OFFSET: usize = 144;
     pub const CONTROL_SIZE: usize = 152;
     pub const SLOTS_OFFSET: usize = 160;
@@ -102,8 +104,13 @@ pub mod ctl {
     /// Line 3: the work-queue claim cursor, shared by workers.
     pub const CLAIM_CURSOR: u64 = 3 * LINE;
     pub const DELIVERED: u64 = 3 * LINE + 8;
-    /// Line 4: reclaim statistics.
+    /// Line 4: reclaim statistics, and redelivery.
     pub const RECLAIMED: u64 = 4 * LINE;
+    /// A hint: non-zero while a redelivered frame may wait (bumped by each redelivery, set back
+    /// to 0 by a worker that looked and found none).
+    pub const REDELIVER: u64 = 4 * LINE + 8;
+    /// Frames redelivered (statistics).
+    pub const REDELIVERED: u64 = 4 * LINE + 16;
     /// Line 5 (layout v3): the ordered results reader.
     pub const READER_OWNER: u64 = 5 * LINE;
     pub const READ_HEAD: u64 = 5 * LINE + 8;
@@ -129,6 +136,9 @@ pub mod ctl {
         pub const PAYLOAD_LEN: u64 = 56;
         pub const CHECKSUM: u64 = 64;
         pub const EPOCH: u64 = 72;
+        /// The generation of the frame that was redelivered from this slot (0: none): a frame
+        /// goes back to the workers once.
+        pub const REDELIVERED_GEN: u64 = 80;
     }
     /// Within a consumer line.
     pub mod consumer {
@@ -262,6 +272,9 @@ pub struct SegmentSpec {
     pub result_cells: u32,
     /// Result payload bytes per cell (0 with cells: [`DEFAULT_RESULT_BYTES`]).
     pub result_max: u32,
+    /// A frame held by a worker whose process dies is reported lost (`worker-died`) instead of
+    /// going back, once, to the other workers (the default). Header `flags` bit 0.
+    pub lost_on_death: bool,
 }
 
 impl SegmentSpec {
@@ -286,7 +299,14 @@ impl SegmentSpec {
             policy: OverflowPolicy::Block,
             result_cells: 0,
             result_max: 0,
+            lost_on_death: false,
         }
+    }
+    /// A frame whose worker dies is reported lost (`worker-died`) instead of redelivered once
+    /// to another worker (`docs/design/RESULTS.md`, *Redelivery*).
+    pub const fn with_lost_on_death(mut self, lost: bool) -> Self {
+        self.lost_on_death = lost;
+        self
     }
     /// Gives the segment a results area of `cells` cells of up to `max_bytes` bytes each
     /// (0: [`DEFAULT_RESULT_BYTES`]); see `docs/design/RESULTS.md`.

@@ -229,6 +229,9 @@ impl<'a> Segment<'a> {
                 payload_len: r(ctl::slot::PAYLOAD_LEN).min(self.layout.spec.slot_payload_size),
                 checksum: (flags & FLAG_CHECKSUM != 0).then(|| r(ctl::slot::CHECKSUM)),
             },
+            // Written by the reclaim that put this generation back, before its CAS to READY,
+            // which the claim's CAS acquired (SYNC POINT redeliver).
+            redelivered: r(ctl::slot::REDELIVERED_GEN) == gen,
         }
     }
 }
@@ -411,6 +414,9 @@ impl<'a> Consumer<'a> {
     pub fn might_have_frame(&self) -> bool {
         // Relaxed: only a hint; `claim` re-reads both with the orderings that matter.
         let wp = self.seg.ctl(ctl::WRITE_POS).load(Ordering::Relaxed);
+        if self.kind == ConsumerKind::Worker && self.seg.ctl(ctl::REDELIVER).load(Ordering::Relaxed) != 0 {
+            return true; // a redelivered frame may wait
+        }
         let at = match self.kind {
             ConsumerKind::Worker => self.seg.ctl(ctl::CLAIM_CURSOR).load(Ordering::Relaxed),
             ConsumerKind::Subscriber | ConsumerKind::Latest => self.cursor,

@@ -70,6 +70,10 @@ pub struct Frame {
     pub epoch: u64,
     /// Metadata.
     pub meta: FrameMeta,
+    /// This frame was held by a worker that died, and came back to the workers (once; it is
+    /// the same frame: frames are read-only). Claims of redelivered frames do not follow publish
+    /// order.
+    pub redelivered: bool,
 }
 
 #[cfg(test)]

@@ -167,8 +167,10 @@ pub struct Stats {
     pub delivered: u64,
     /// Work-queue claim cursor.
     pub claim_cursor: u64,
-    /// Slot holds cleared by `reclaim`.
+    /// Slot holds cleared by `reclaim` (redelivered frames included).
     pub reclaimed: u64,
+    /// Frames a dead worker held that went back to the workers (segments with results).
+    pub redelivered: u64,
 }
 
 /// Slot counts by kind, and holds per consumer entry.
@@ -371,6 +373,7 @@ impl<'a> Segment<'a> {
             delivered: r(ctl::DELIVERED),
             claim_cursor: r(ctl::CLAIM_CURSOR),
             reclaimed: r(ctl::RECLAIMED),
+            redelivered: r(ctl::REDELIVERED),
         }
     }
 

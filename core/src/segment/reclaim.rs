@@ -180,16 +180,57 @@ impl<'a> Segment<'a> {
     pub(super) fn finish(&self, idx: u32, gen: u64, die: u32) -> Result<Option<Reclaimed>, ReclaimError> {
         let bit = 1u16 << idx;
         let mut cleared = 0;
+        let mut redelivered = 0;
         let mut out = Ok(());
         for s in 0..self.layout.spec.slot_count {
-            // A worker's frame leaves its slot here: its fate (the worker died) goes into its
-            // result cell first. Only for a TAKEN slot with our bit (a work-queue frame this
-            // entry claimed); validated like the clear below, so never for the next occupant.
+            // A worker's frame (a TAKEN slot with our bit, on a segment with results) whose
+            // result is still open goes back to the workers once, READY again at the same
+            // generation, its result cell left open; or — the second time, under
+            // `lost_on_death`, or with its result being written — its fate (the worker died)
+            // goes into its result cell before it leaves its slot. Validated like the clear below,
+            // so never for the next occupant.
             if self.has_results() {
                 let st = SlotState::decode(self.slot_word(s, ctl::slot::STATE).load(Ordering::Acquire));
                 if st.kind == SlotKind::Taken && st.holders & bit != 0 && self.reclaiming(idx, gen) {
+                    let again = self.slot_word(s, ctl::slot::REDELIVERED_GEN);
+                    // Relaxed: written before our CAS below, which publishes it (SYNC POINT
+                    // redeliver); an earlier reclaim's value reached us through the claim CAS
+                    // chain that our Acquire load of the state ends.
                     let seq = self.slot_word(s, ctl::slot::SEQ).load(Ordering::Relaxed);
-                    self.mark_skip(seq, crate::vocab::SkipCause::WorkerDied);
+                    // Only a frame still waiting for its result goes back: one whose result is
+                    // posted (the worker died before its release), being written (a dead
+                    // poster: `resolve_dead_posts` skips it) or already skipped has its fate.
+                    if !self.layout.spec.lost_on_death
+                        && st.holders == bit
+                        && again.load(Ordering::Relaxed) != st.gen
+                        && self.cell_open_for(seq)
+                    {
+                        // At the next generation: the word `TAKEN(g, bit)` the dead worker held
+                        // can then never come back (the entry's next occupant claiming the frame
+                        // writes `TAKEN(g + 1, bit)`), so no slow finisher of this reclaim can
+                        // take it for the dead one's (the ABA argument of LAYOUT §5 holds).
+                        let next = st.gen.wrapping_add(1) & GEN_MASK;
+                        again.store(next, Ordering::Relaxed);
+                        let back = |w| {
+                            let now = SlotState::decode(w);
+                            (now.kind == SlotKind::Taken && now.holders == bit && now.gen == st.gen)
+                                .then(|| SlotState { gen: next, kind: SlotKind::Ready, holders: 0 }.encode())
+                        };
+                        match self.clear_validated(self.slot_word(s, ctl::slot::STATE), idx, gen, back) {
+                            Ok(true) => {
+                                redelivered += 1;
+                                continue;
+                            }
+                            // Another finisher of this reclaim put it back first.
+                            Ok(false) => {}
+                            Err(e) => {
+                                out = Err(e);
+                                break;
+                            }
+                        }
+                    } else {
+                        self.mark_skip(seq, crate::vocab::SkipCause::WorkerDied);
+                    }
                 }
             }
             // SYNC POINT slot-release (by reclaim): as in `Consumer::release`.
@@ -207,7 +248,14 @@ impl<'a> Segment<'a> {
             }
         }
         // Statistics only; nothing is ordered by this counter.
-        self.ctl(ctl::RECLAIMED).fetch_add(u64::from(cleared), Ordering::Relaxed);
+        self.ctl(ctl::RECLAIMED).fetch_add(u64::from(cleared + redelivered), Ordering::Relaxed);
+        if redelivered > 0 {
+            self.ctl(ctl::REDELIVERED).fetch_add(u64::from(redelivered), Ordering::Relaxed);
+            // SYNC POINT redeliver: Release, after the CASes to READY; pairs with the Acquire
+            // load in `claim_redelivered`. Then wake sleeping workers, as a publish does.
+            self.ctl(ctl::REDELIVER).fetch_add(1, Ordering::Release);
+            self.bump_if_waiters(ctl::FRAME_WAKE, ctl::FRAME_WAITERS, FRAME_SLEEPERS);
+        }
         // A Contended sweep leaves the entry RECLAIMING: any later reclaim or reap finishes it.
         out?;
         // A poster that died mid-copy leaves its cell WRITING: skip it (worker-died), so the

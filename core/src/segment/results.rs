@@ -168,7 +168,9 @@ impl<'a> Segment<'a> {
     /// What a claim that found nothing at write position `pos` says: [`ClaimError::Ended`] once
     /// the stream ended with `pos` as its last write position, else [`ClaimError::Empty`].
     pub(super) fn empty_or_ended(&self, pos: u64) -> ClaimError {
-        if self.end_seq().is_none() {
+        // A frame put back for redelivery may still wait: not the end yet. SYNC POINT
+        // redeliver (Acquire, as in `claim_redelivered`).
+        if self.end_seq().is_none() || self.ctl(ctl::REDELIVER).load(Ordering::Acquire) != 0 {
             return ClaimError::Empty;
         }
         // SYNC POINT end: this load comes after the Acquire in `end_seq`, which pairs with the
@@ -257,6 +259,15 @@ impl Segment<'_> {
     /// written before the frame leaves its slot: see the module doc). Does nothing without a
     /// results area, or when the cell is not open for `seq` (the reader is a window behind: it
     /// will call the frame overflow), or already decided.
+    /// Frame `seq`'s result cell is OPEN for it: no result, no skip, nobody writing (a
+    /// snapshot: the reader may decide it right after; see the callers).
+    pub(super) fn cell_open_for(&self, seq: u64) -> bool {
+        // Acquire: pairs with the releases that moved the cell (a post, a mark, the reader).
+        self.has_results()
+            && self.cell_word(seq, CELL_STATE).load(Ordering::Acquire)
+                == CellState::word(self.cell_lap(seq), R_OPEN, 0, 0)
+    }
+
     pub(super) fn mark_skip(&self, seq: u64, cause: SkipCause) {
         if !self.has_results() {
             return;

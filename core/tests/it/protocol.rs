@@ -241,11 +241,11 @@ fn release_of_a_frame_not_held_is_refused() {
     let mut w = seg.register(ConsumerKind::Worker, 2).unwrap();
     publish(&mut p, LEN).unwrap();
     let f = w.claim().unwrap();
-    let forged = Frame { slot: f.slot, gen: f.gen + 1, pos: f.pos, seq: f.seq, epoch: f.epoch, meta: f.meta };
+    let forged = Frame { gen: f.gen + 1, ..f };
     assert_eq!(w.read(&forged, 0, &mut [0; 4]), Err(ClaimError::NotHeld), "a forged frame reads nothing");
     assert_eq!(w.payload_ptr(&forged), Err(ClaimError::NotHeld));
     assert_eq!(w.release(forged), Err(ClaimError::NotHeld));
-    let out_of_range = Frame { slot: 99, gen: f.gen, pos: 0, seq: 0, epoch: 0, meta: f.meta };
+    let out_of_range = Frame { slot: 99, pos: 0, seq: 0, epoch: 0, ..f };
     assert_eq!(w.read(&out_of_range, 0, &mut [0; 4]), Err(ClaimError::NotHeld));
     assert_eq!(w.release(out_of_range), Err(ClaimError::NotHeld));
     w.release(f).unwrap();

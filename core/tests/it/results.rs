@@ -128,10 +128,47 @@ fn results_need_a_results_area() {
 }
 
 #[test]
-fn drops_and_deaths_are_known_at_once_with_their_cause() {
-    // DropNewest: a frame never published is marked before it counts as issued.
+fn a_dead_workers_frame_goes_back_once_then_is_reported_lost() {
     let (heap, spec) = setup(1, 8);
-    let spec = spec.with_policy(OverflowPolicy::DropNewest);
+    let seg = Segment::create(heap.region(), &spec, Creator::default()).unwrap();
+    let mut p = seg.attach_producer(1).unwrap();
+    let mut r = seg.attach_reader(3, 0).unwrap();
+    publish(&mut p);
+    let mut a = seg.register(ConsumerKind::Worker, 7).unwrap();
+    let f = a.claim().unwrap();
+    assert!(!f.redelivered);
+    seg.reclaim(a.index(), a.generation(), Reclaim::Dead { owner: 7 }).unwrap();
+    assert_eq!(next(&mut r).0, Next::Pending { seq: 0, offered: true }, "back to the workers, not skipped");
+    assert_eq!(seg.stats().redelivered, 1);
+    let mut b = seg.register(ConsumerKind::Worker, 8).unwrap();
+    assert!(b.might_have_frame());
+    let f = b.claim().unwrap();
+    assert_eq!((f.seq, f.redelivered), (0, true));
+    // Its second worker dies too: reported lost now.
+    seg.reclaim(b.index(), b.generation(), Reclaim::Dead { owner: 8 }).unwrap();
+    assert_eq!(next(&mut r).0, Next::Skipped { seq: 0, cause: SkipCause::WorkerDied });
+    assert_eq!(seg.stats().redelivered, 1, "once");
+    assert_eq!(seg.census().free, 1);
+    // Under lost_on_death: at once.
+    let (heap, spec) = setup(1, 8);
+    let seg = Segment::create(heap.region(), &spec.with_lost_on_death(true), Creator::default()).unwrap();
+    let mut p = seg.attach_producer(1).unwrap();
+    let mut r = seg.attach_reader(3, 0).unwrap();
+    publish(&mut p);
+    let mut c = seg.register(ConsumerKind::Worker, 9).unwrap();
+    let _f = c.claim().unwrap();
+    seg.reclaim(c.index(), c.generation(), Reclaim::Dead { owner: 9 }).unwrap();
+    assert_eq!(next(&mut r).0, Next::Skipped { seq: 0, cause: SkipCause::WorkerDied });
+    assert_eq!(seg.stats().redelivered, 0);
+    let _ = heap;
+}
+
+#[test]
+fn drops_and_deaths_are_known_at_once_with_their_cause() {
+    // DropNewest: a frame never published is marked before it counts as issued. (Lost on a
+    // worker's death: the next test covers redelivery.)
+    let (heap, spec) = setup(1, 8);
+    let spec = spec.with_policy(OverflowPolicy::DropNewest).with_lost_on_death(true);
     let seg = Segment::create(heap.region(), &spec, Creator::default()).unwrap();
     let mut p = seg.attach_producer(1).unwrap();
     let mut r = seg.attach_reader(3, 0).unwrap();

@@ -96,8 +96,12 @@ fn run(policy: OverflowPolicy, slots: u32, cells: u32, ops: Vec<Op>) -> Result<(
     let mut m = Results { cells: u64::from(cells), head: 0, fates: BTreeMap::new(), late: 0 };
     let mut next_seq = 0u64;
     let mut ended = false;
-    // Frames a DropOldest producer could reuse: READY and unclaimed, by seq.
+    // Frames a DropOldest producer could reuse: READY and unclaimed, by seq; and those put back
+    // by a dead worker's reclaim (claimed before the others, in slot order), and every seq
+    // that ever went back (a frame goes back once).
     let mut ready: Vec<u64> = Vec::new();
+    let mut back: Vec<u64> = Vec::new();
+    let mut went_back: std::collections::BTreeSet<u64> = Default::default();
     let mut free = slots as usize;
 
     for op in ops {
@@ -111,9 +115,16 @@ fn run(policy: OverflowPolicy, slots: u32, cells: u32, ops: Vec<Op>) -> Result<(
                         if free > 0 {
                             free -= 1;
                         } else {
-                            // DropOldest reused the oldest unclaimed frame's slot.
+                            // DropOldest reused the oldest unclaimed frame's slot (a frame put
+                            // back is older than every one never claimed).
                             prop_assert_eq!(policy, OverflowPolicy::DropOldest);
-                            let victim = ready.remove(0);
+                            let victim = match back.iter().copied().min() {
+                                Some(v) => {
+                                    back.retain(|&b| b != v);
+                                    v
+                                }
+                                None => ready.remove(0),
+                            };
                             m.leave(victim, SkipCause::DroppedOldest);
                         }
                         m.fates.insert(seq, Fate::Pending);
@@ -133,15 +144,22 @@ fn run(policy: OverflowPolicy, slots: u32, cells: u32, ops: Vec<Op>) -> Result<(
             Op::Claim(w) => {
                 let Some(c) = workers[w].as_mut() else { continue };
                 match c.claim() {
+                    Ok(f) if f.redelivered => {
+                        check(c, &f, LEN);
+                        prop_assert!(back.contains(&f.seq), "{} was not put back", f.seq);
+                        back.retain(|&b| b != f.seq);
+                        held[w].push(f);
+                    }
                     Ok(f) => {
                         check(c, &f, LEN);
+                        prop_assert!(back.is_empty(), "frames put back come first");
                         prop_assert_eq!(ready.first().copied(), Some(f.seq), "work-queue claims go in order");
                         ready.remove(0);
                         held[w].push(f);
                     }
                     Err(e) => {
                         prop_assert_eq!(e, segment::ClaimError::Empty);
-                        prop_assert!(ready.is_empty());
+                        prop_assert!(ready.is_empty() && back.is_empty());
                     }
                 }
             }
@@ -195,15 +213,26 @@ fn run(policy: OverflowPolicy, slots: u32, cells: u32, ops: Vec<Op>) -> Result<(
                     }
                 }
                 let r = seg.reclaim(c.index(), c.generation(), Reclaim::Dead { owner: tokens[w] }).unwrap();
-                prop_assert_eq!(r.cleared as usize, held[w].len());
+                let held_n = held[w].len();
+                let mut put_back = 0;
                 for f in held[w].drain(..) {
-                    if m.fates[&f.seq] == Fate::Writing {
-                        m.fates.insert(f.seq, Fate::Skipped(SkipCause::WorkerDied));
-                    } else {
-                        m.leave(f.seq, SkipCause::WorkerDied);
+                    match m.fates[&f.seq] {
+                        Fate::Writing => {
+                            m.fates.insert(f.seq, Fate::Skipped(SkipCause::WorkerDied));
+                        }
+                        // Still waiting for its result, its cell open, never put back: it goes
+                        // back to the workers.
+                        Fate::Pending if m.open(f.seq) && f.seq >= m.head && went_back.insert(f.seq) => {
+                            back.push(f.seq);
+                            put_back += 1;
+                            continue;
+                        }
+                        _ => m.leave(f.seq, SkipCause::WorkerDied),
                     }
                     free += 1;
                 }
+                prop_assert_eq!(r.cleared as usize, held_n - put_back, "freed: the frames not put back");
+                prop_assert_eq!(seg.stats().redelivered as usize, went_back.len(), "redeliveries counted");
                 // A new process takes the dead worker's place.
                 next_token += 1;
                 tokens[w] = next_token;

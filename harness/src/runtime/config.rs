@@ -20,6 +20,7 @@
 //! env = { OMP_NUM_THREADS = "1" }
 //! result_max = 4096                   # bytes a result may have
 //! deadline_ms = 5000                  # a frame without an outcome this long is given up
+//! on_death = "redeliver"              # a dead worker's frame: "redeliver" (once) or "lost"
 //!
 //! [output]
 //! jsonl = "-"                         # one line per frame, in order ("-": stdout)
@@ -113,6 +114,9 @@ pub struct WorkersFile {
     pub result_max: Option<u32>,
     /// give a silent frame up after this long
     pub deadline_ms: Option<u64>,
+    /// what happens to the frame a worker held when it died: `redeliver` (once, to another
+    /// worker; the default) or `lost` (reported `worker-died`)
+    pub on_death: Option<String>,
 }
 
 /// `[output]` of the pipeline file.
@@ -278,6 +282,11 @@ pub fn resolve(a: &RunArgs, dir: &Path) -> Res<(Pipeline, OutputFile)> {
         return Err(bad("workers", "result_max", format!("{result_max}: use 1 to 1048576 bytes")).into());
     }
     let deadline = Duration::from_millis(w.deadline_ms.unwrap_or(5000));
+    let lost_on_death = match w.on_death.as_deref() {
+        None | Some("redeliver") => false,
+        Some("lost") => true,
+        Some(o) => return Err(bad("workers", "on_death", format!("{o:?}: use \"redeliver\" or \"lost\"")).into()),
+    };
     // The source: a file the runtime decodes, or an external producer.
     let (geometry, source_args) = match (&video, &s.external) {
         (Some(_), Some(_)) => {
@@ -314,7 +323,8 @@ pub fn resolve(a: &RunArgs, dir: &Path) -> Res<(Pipeline, OutputFile)> {
         .with_policy(policy)
         .with_pattern(Pattern::WorkQueue)
         .with_max_consumers(workers + 2)
-        .with_results(RESULT_CELLS, result_max);
+        .with_results(RESULT_CELLS, result_max)
+        .with_lost_on_death(lost_on_death);
     framebus_platform::core::Layout::compute(&spec).map_err(|e| format!("the pipeline's segment: {e}"))?;
     let exe = std::env::current_exe()?;
     let report_dir = dir.to_path_buf();
@@ -500,13 +510,14 @@ pub fn main(a: &RunArgs) -> Res<()> {
     let s = run?;
     let c = &s.counts;
     eprintln!(
-        "framebus run: {} frames in, {} results out, {} skipped {:?}, {} late; restarts {:?}; {:.1} s",
+        "framebus run: {} frames in, {} results out, {} skipped {:?}, {} late; restarts {:?}, {} frame(s) redelivered; {:.1} s",
         c.frames_in,
         c.frames_out,
         c.skipped.values().sum::<u64>(),
         c.skipped,
         s.late_results,
         s.restarts,
+        s.stats.redelivered,
         s.wall.as_secs_f64()
     );
     if let Some(m) = mqtt.as_ref().and_then(|m| m.counts.as_ref()) {

@@ -11,6 +11,7 @@
 //! | `framebus_frames_skipped_total{cause}` | counter | frames without a result, by skip cause |
 //! | `framebus_results_late_total` | counter | results after their frame was skipped, and posts given up |
 //! | `framebus_frames_reclaimed_total` | counter | frames taken back from dead consumers |
+//! | `framebus_frames_redelivered_total` | counter | of those, frames given once more to another worker |
 //! | `framebus_worker_frames_total{worker}` | counter | frames each worker claimed (its consumer line) |
 //! | `framebus_restarts_total{process}` | counter | processes restarted after they died |
 //! | `framebus_slots{state}` | gauge | slots by state now: `free`, `writing`, `ready`, `taken` |
@@ -43,6 +44,7 @@ pub struct Metrics {
     skipped: Family<Labels, Counter>,
     late: Counter,
     reclaimed: Counter,
+    redelivered: Counter,
     worker_frames: Family<Labels, Counter>,
     restarts: Family<Labels, Counter>,
     slots: Family<Labels, Gauge>,
@@ -72,6 +74,11 @@ impl Metrics {
             "framebus_frames_reclaimed",
             "Frames taken back from consumers whose process died",
             self.reclaimed.clone(),
+        );
+        r.register(
+            "framebus_frames_redelivered",
+            "Frames a dead worker held, given to another worker",
+            self.redelivered.clone(),
         );
         r.register("framebus_worker_frames", "Frames each worker claimed", self.worker_frames.clone());
         r.register("framebus_restarts", "Processes restarted after they died", self.restarts.clone());
@@ -108,6 +115,7 @@ impl Metrics {
         let (late, overflow) = s.result_counts();
         self.advance("late", &self.late, late + overflow);
         self.advance("reclaimed", &self.reclaimed, st.reclaimed);
+        self.advance("redelivered", &self.redelivered, st.redelivered);
         let census = s.census();
         for (state, n) in
             [("free", census.free), ("writing", census.writing), ("ready", census.ready), ("taken", census.taken)]

@@ -158,10 +158,13 @@ impl Collector {
         };
         let k = o.worker as usize;
         self.r.per_worker[k] += 1;
-        if self.last_by_worker[k].is_some_and(|l| seq <= l) {
-            self.r.worker_order_violations += 1;
+        // A redelivered frame (its first worker died) is claimed out of publish order.
+        if !o.redelivered {
+            if self.last_by_worker[k].is_some_and(|l| seq <= l) {
+                self.r.worker_order_violations += 1;
+            }
+            self.last_by_worker[k] = Some(seq);
         }
-        self.last_by_worker[k] = Some(seq);
         if o.seen_checksum != o.sent_checksum {
             self.r.integrity_failures += 1;
         }

@@ -11,7 +11,7 @@
 pub const RECORD_BYTES: u32 = 256;
 
 /// Bytes of an encoded [`Outcome`]: the frames segment's `result_max` in a simulation.
-pub const OUTCOME_BYTES: u32 = 12 * 8;
+pub const OUTCOME_BYTES: u32 = 13 * 8;
 
 /// Bytes the simulation reserves in each slot after the frame for the [`Sidecar`].
 pub const SIDECAR_BYTES: u32 = 64;
@@ -77,6 +77,8 @@ pub struct Outcome {
     pub capture_ns: u64,
     /// when the producer published it, from its [`Sidecar`]
     pub publish_ns: u64,
+    /// the frame came back from a worker that died (its claim is out of publish order)
+    pub redelivered: bool,
 }
 
 impl Outcome {
@@ -97,6 +99,7 @@ impl Outcome {
                 self.call_ns,
                 self.capture_ns,
                 self.publish_ns,
+                u64::from(self.redelivered),
             ],
         );
     }
@@ -104,7 +107,7 @@ impl Outcome {
     /// Decodes what [`Outcome::encode`] wrote.
     #[must_use]
     pub fn decode(b: &[u8]) -> Option<Outcome> {
-        let w = get::<12>(b)?;
+        let w = get::<13>(b)?;
         Some(Outcome {
             seq: w[0],
             worker: u32::try_from(w[1]).ok()?,
@@ -118,6 +121,7 @@ impl Outcome {
             call_ns: w[9],
             capture_ns: w[10],
             publish_ns: w[11],
+            redelivered: w[12] != 0,
         })
     }
 }
@@ -169,6 +173,7 @@ mod tests {
             call_ns: 9,
             capture_ns: 15,
             publish_ns: 16,
+            redelivered: true,
         };
         o.encode(&mut b);
         assert_eq!(Outcome::decode(&b), Some(o));

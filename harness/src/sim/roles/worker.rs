@@ -170,6 +170,7 @@ pub fn run(a: &Args) -> Res<WorkerReport> {
             call_ns: call.as_nanos() as u64,
             capture_ns: frame.meta.capture_ns,
             publish_ns: sidecar.publish_ns,
+            redelivered: frame.redelivered,
         };
         let mut b = [0u8; OUTCOME_BYTES as usize];
         outcome.encode(&mut b);

@@ -84,7 +84,8 @@ pub fn simulate(a: &SimArgs) -> Res<SimReport> {
         .with_pattern(Pattern::WorkQueue)
         .with_max_consumers(p.workers + 2)
         .with_slot_payload_size(frame_bytes + u64::from(SIDECAR_BYTES))
-        .with_results(RESULT_CELLS, OUTCOME_BYTES);
+        .with_results(RESULT_CELLS, OUTCOME_BYTES)
+        .with_lost_on_death(a.lost_on_death);
     let out = Channel::create_broadcast(&format!("{name}.out"), 64, 8)?;
 
     // A worker's longest time on a frame, and how long a frame can wait for a worker: every
@@ -186,6 +187,7 @@ pub fn simulate(a: &SimArgs) -> Res<SimReport> {
         collector: c,
         producer: pr,
         producer_dropped: (st.dropped_oldest, st.dropped_newest),
+        redelivered: st.redelivered,
         workers: ws,
         restarts: s.restarts.clone(),
         deaths: &deaths,

@@ -118,6 +118,10 @@ pub struct SimArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Report the frame a dying worker held as lost (`worker_died`) instead of giving it, once,
+    /// to another worker (the default).
+    #[arg(long)]
+    pub lost_on_death: bool,
     /// Where the frames segment lives: posix (a named /dev/shm object), memfd (anonymous,
     /// its descriptor passed to each process over a Unix socket), dmabuf (a dma-buf heap,
     /// /dev/dma_heap/system) or udmabuf (a memfd exported through /dev/udmabuf); the last two

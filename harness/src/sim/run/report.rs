@@ -114,6 +114,8 @@ pub struct SimReport {
     pub deaths: BTreeMap<String, Vec<String>>,
     /// every frame issued is accounted for: `frames_in = frames_out + Σ dropped` (must hold)
     pub accounted: bool,
+    /// frames a dead worker held that went back, once, to another worker
+    pub redelivered: u64,
     /// the collector's timeline, for plots
     pub timeline: Vec<Point>,
 }
@@ -132,6 +134,8 @@ pub struct Parts<'a> {
     pub producer: ProducerReport,
     /// frames the segment counts dropped by drop-oldest and drop-newest, over every producer
     pub producer_dropped: (u64, u64),
+    /// frames redelivered after their worker died
+    pub redelivered: u64,
     /// the workers' reports, by index (the last process of each)
     pub workers: Vec<WorkerReport>,
     /// restarts by report key
@@ -224,6 +228,7 @@ pub fn assemble(parts: &Parts<'_>) -> SimReport {
         restarts: parts.restarts.clone(),
         deaths: parts.deaths.clone(),
         accounted: c.frames_in == c.frames_out + c.dropped.values().sum::<u64>(),
+        redelivered: parts.redelivered,
         timeline: c.timeline.clone(),
     }
 }
@@ -259,7 +264,7 @@ pub fn print_table(r: &SimReport) {
             .iter()
             .map(|(k, v)| format!("{k} x{} ({}), restarted {}", v.len(), v.join("; "), r.restarts.get(k).unwrap_or(&0)))
             .collect();
-        println!("  restarts   {}", d.join(", "));
+        println!("  restarts   {}; {} frame(s) redelivered", d.join(", "), r.redelivered);
     }
     println!("  fps        in {:.1}  out {:.1}", r.fps_in, r.fps_out);
     let l = r.latency_ms;
