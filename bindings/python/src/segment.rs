@@ -74,7 +74,7 @@ impl Segment {
         self.shared.segment().region().base().as_ptr() as usize
     }
     /// Counters now: published, next_seq, dropped_oldest, dropped_newest, delivered, epoch,
-    /// reclaimed, late_results, result_overflow.
+    /// reclaimed, redelivered, late_results, result_overflow.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.shared.segment().stats();
         let d = PyDict::new(py);
@@ -86,6 +86,8 @@ impl Segment {
         d.set_item("epoch", s.epoch)?;
         // Frames taken back from consumers whose process died (their holds cleared).
         d.set_item("reclaimed", s.reclaimed)?;
+        // Of those, frames given once more to another worker (segments with results).
+        d.set_item("redelivered", s.redelivered)?;
         let (late, overflow) = self.shared.segment().result_counts();
         d.set_item("late_results", late)?;
         d.set_item("result_overflow", overflow)?;

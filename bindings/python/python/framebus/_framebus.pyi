@@ -115,7 +115,8 @@ class Segment:
         """Address of the mapping in this process; every frame array lies inside it."""
     def stats(self) -> dict[str, int]:
         """published, next_seq, dropped_oldest, dropped_newest, delivered, epoch, reclaimed
-        (frames taken back from consumers whose process died), late_results, result_overflow."""
+        (frames taken back from consumers whose process died), redelivered (of those, frames
+        given once more to another worker: segments with results), late_results, result_overflow."""
     def reader(self, deadline: Optional[float] = None) -> Reader:
         """Attaches as the ordered results reader (raises Busy while a live one is attached)."""
     def producer(self) -> Producer:
