@@ -501,6 +501,7 @@ fn a_worker_killed_at_every_restart_is_a_crash_loop_that_stops_the_run_cleanly()
     let text = String::from_utf8_lossy(&out.stderr);
     no_segment_left(sim);
     assert!(!out.status.success(), "{text}");
+    // Killed while running, or while starting (then it failed to start): a crash loop either way.
     assert!(text.contains("worker-0 keeps dying: 4 times in a row within 2 s of starting"), "{text}");
     assert!(text.contains("SIGKILL") && text.contains(" worker --"), "how it ended and its command: {text}");
     let orphans = Command::new("pgrep").args(["-f", "--", &format!("sim{sim}")]).output().unwrap();

@@ -214,15 +214,7 @@ impl Procs {
             p.quick_deaths = if lived < HEALTHY_AFTER { p.quick_deaths + 1 } else { 1 };
             let status = describe(status);
             if p.quick_deaths >= CRASH_LOOP && lived < HEALTHY_AFTER {
-                return Err(format!(
-                    "{} keeps dying: {} times in a row within {} s of starting (last: {status}); \
-                     stopping the pipeline. Its command: {} (its error, if any, is above)",
-                    p.key,
-                    p.quick_deaths,
-                    HEALTHY_AFTER.as_secs(),
-                    p.launch.command_line()
-                )
-                .into());
+                return Err(crash_loop(&p.key, p.quick_deaths, &status, &p.launch).into());
             }
             let backoff = FIRST_BACKOFF.saturating_mul(1 << (p.quick_deaths - 1).min(5)).min(MAX_BACKOFF);
             eprintln!(
@@ -261,7 +253,9 @@ impl Procs {
                 Err(e) => {
                     p.quick_deaths += 1;
                     if p.quick_deaths >= CRASH_LOOP {
-                        return Err(format!("{}: {e}; gave up after {} restarts", p.key, p.restarts).into());
+                        return Err(
+                            crash_loop(&p.key, p.quick_deaths, &format!("it failed to start: {e}"), &p.launch).into()
+                        );
                     }
                     eprintln!("framebus: restarting {} failed ({e}); trying again", p.key);
                     p.restart_at = Some(Instant::now() + MAX_BACKOFF);
@@ -333,6 +327,16 @@ impl Procs {
         }
         Ok(())
     }
+}
+
+/// The error that stops a pipeline whose process `key` keeps dying.
+fn crash_loop(key: &str, deaths: u32, last: &str, launch: &Launch) -> String {
+    format!(
+        "{key} keeps dying: {deaths} times in a row within {} s of starting (last: {last}); stopping the pipeline. \
+         Its command: {} (its error, if any, is above)",
+        HEALTHY_AFTER.as_secs(),
+        launch.command_line()
+    )
 }
 
 /// How a process ended, in words (std's: `signal: 9 (SIGKILL)`, `exit status: 3`).
