@@ -395,3 +395,38 @@ fn metrics_are_served_for_prometheus_while_the_pipeline_runs() {
     let o = framebus(&["run", "--video", CLIP, "--profile", "aip", "--metrics", "127.0.0.1:notaport"]);
     assert!(stderr(&o).contains("--metrics 127.0.0.1:notaport: cannot listen there"), "{}", stderr(&o));
 }
+
+#[test]
+fn sigterm_drains_the_frames_in_flight_then_stops_and_removes_everything() {
+    let out = tmp("drain.jsonl");
+    let name = format!("rt{}drain", std::process::id());
+    // Slow workers (300 ms a frame) on a 25 fps clip under block: frames are in flight when the
+    // signal comes.
+    let child = Command::new(env!("CARGO_BIN_EXE_framebus"))
+        .args(["run", "--name", &name, "--video", CLIP, "--frames", "100", "--workers", "2", "--policy", "block"])
+        .args(["--profile", "custom:300,0,0", "--jsonl", out.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    let flowing = || framebus_platform::SharedSegment::open(&name).is_ok_and(|s| s.segment().stats().write_pos >= 4);
+    while !flowing() {
+        assert!(t.elapsed().as_secs() < 30, "the pipeline never published");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let signalled = std::time::Instant::now();
+    let o = child.wait_with_output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "an interrupted run says so: {e}");
+    assert!(e.contains("stopping: the stream ends at seq") && e.contains("draining the frames in flight"), "{e}");
+    assert!(e.contains("the frames in flight were drained"), "{e}");
+    assert!(signalled.elapsed().as_secs() < 10, "within the drain deadline: {e}");
+    let at: u64 = e.split("the stream ends at seq ").nth(1).and_then(|r| r.split(';').next()?.parse().ok()).unwrap();
+    let l = lines(&out);
+    let _ = std::fs::remove_file(&out);
+    let seqs: Vec<u64> = l.iter().map(|v| v["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..at).collect::<Vec<_>>(), "every frame issued before the stop has its line, in order: {e}");
+    assert!(l.iter().filter(|v| v["base64"].is_string()).count() >= 2, "the frames in flight got their results: {e}");
+    no_segment_left(&name);
+}

@@ -115,12 +115,29 @@ pub struct Summary {
 /// runtime ends the stream for it: long enough for the user's own supervisor to restart it.
 pub const PRODUCER_GRACE: Duration = Duration::from_secs(5);
 
+/// How long a stop (Ctrl-C, SIGTERM) waits for the frames in flight before it stops at once.
+pub const DRAIN: Duration = Duration::from_secs(5);
+
 /// Raises a flag when dropped: the reader thread stops on every way out of the run.
 struct Halt<'a>(&'a AtomicBool);
 
 impl Drop for Halt<'_> {
     fn drop(&mut self) {
         self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Ends the stream now (taking the producer over: the runtime has stopped its source, or an
+/// external one is asked to stop); returns where it ended.
+fn end_the_stream(seg: &SharedSegment) -> u64 {
+    match seg.attach_producer() {
+        Ok(p) => {
+            let at = p.next_seq();
+            p.finish();
+            at
+        }
+        // A live external producer keeps the stream: it ends it, or the drain's deadline does.
+        Err(_) => seg.segment().stats().next_seq,
     }
 }
 
@@ -183,6 +200,7 @@ pub fn run(p: &Pipeline, sinks: &mut [&mut dyn Sink], obs: &mut dyn Observer, st
     }
     let mut deaths: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut producer_dead_since: Option<Instant> = None;
+    let mut draining: Option<Instant> = None;
     let halt = AtomicBool::new(false);
     let deadline = p.deadline;
     let counts = std::thread::scope(|sc| -> Res<Counts> {
@@ -190,7 +208,24 @@ pub fn run(p: &Pipeline, sinks: &mut [&mut dyn Sink], obs: &mut dyn Observer, st
         let _halt = Halt(&halt);
         loop {
             if stop.load(Ordering::SeqCst) {
-                return Err(INTERRUPTED.into());
+                match draining {
+                    // The first signal: end the stream where the source is, and let the workers
+                    // finish what they hold; the reader stops at the end.
+                    None => {
+                        procs.retire("producer");
+                        let at = end_the_stream(&seg);
+                        eprintln!(
+                            "framebus: stopping: the stream ends at seq {at}; draining the frames in flight (at most {} s; \
+                             Ctrl-C again to stop at once)",
+                            DRAIN.as_secs()
+                        );
+                        draining = Some(Instant::now());
+                    }
+                    Some(t) if t.elapsed() > DRAIN || supervise::SIGNALS.load(Ordering::SeqCst) > 1 => {
+                        return Err(INTERRUPTED.into());
+                    }
+                    Some(_) => {}
+                }
             }
             if p.budget.is_some_and(|b| start.elapsed() > b) {
                 return Err(format!(
@@ -224,6 +259,16 @@ pub fn run(p: &Pipeline, sinks: &mut [&mut dyn Sink], obs: &mut dyn Observer, st
     let wall = start.elapsed();
     // The stream has ended: the source has finished and the workers leave on their own.
     procs.wait_all(Duration::from_secs(10))?;
+    if draining.is_some() {
+        eprintln!(
+            "framebus: drained: {} frames in, {} results out; every process stopped and every segment removed",
+            counts.frames_in, counts.frames_out
+        );
+        return Err(
+            "interrupted (Ctrl-C): the frames in flight were drained, every process stopped and every segment removed"
+                .into(),
+        );
+    }
     let s = seg.segment();
     let (late, overflow) = s.result_counts();
     Ok(Summary {

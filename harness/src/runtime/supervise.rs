@@ -91,6 +91,8 @@ struct Proc {
     started: Instant,
     /// Restarts so far.
     restarts: u32,
+    /// Stopped on purpose (the pipeline drains): not restarted, its exit not a failure.
+    retired: bool,
     /// Deaths in a row, each soon after its start.
     quick_deaths: u32,
     /// When the next start is due (it died).
@@ -184,6 +186,7 @@ impl Procs {
             restarts: 0,
             quick_deaths: 0,
             restart_at: None,
+            retired: false,
         });
         Ok(())
     }
@@ -201,14 +204,12 @@ impl Procs {
             let Some(child) = p.child.as_mut() else { continue };
             let Some(status) = child.try_wait()? else { continue };
             p.child = None;
-            if status.success() {
+            if status.success() || p.retired {
                 continue;
             }
-            // Ctrl-C reaches every process of the terminal's group: the role may have died of
-            // it before our handler ran.
-            std::thread::sleep(Duration::from_millis(50));
             if stop.load(Ordering::SeqCst) {
-                return Err(INTERRUPTED.into());
+                // Draining: what dies now is not restarted (the stream is ending).
+                continue;
             }
             let lived = p.started.elapsed();
             p.quick_deaths = if lived < HEALTHY_AFTER { p.quick_deaths + 1 } else { 1 };
@@ -263,6 +264,19 @@ impl Procs {
             }
         }
         Ok(started)
+    }
+
+    /// Stops the process under `key` for good (killed, never restarted).
+    pub fn retire(&mut self, key: &str) {
+        for p in self.list.iter_mut().filter(|p| p.key == key) {
+            p.retired = true;
+            p.restart_at = None;
+            if let Some(c) = p.child.as_mut() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            p.child = None;
+        }
     }
 
     /// Restarts so far, by report key (only those restarted).
@@ -359,6 +373,20 @@ fn registered(seg: &SharedSegment, kind: ConsumerKind, pid: u32) -> bool {
 fn spawn(key: &str, l: &Launch, stop: &AtomicBool) -> Res<Child> {
     let mut cmd = Command::new(&l.program);
     cmd.args(&l.args).envs(l.env.iter().map(|(k, v)| (k, v))).stdin(Stdio::null()).stderr(Stdio::inherit());
+    // Its own process group: the terminal's Ctrl-C reaches the runtime alone, which drains the
+    // pipeline (the children leave at the end of the stream); the roles die with the runtime.
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    // And it dies with the runtime, even one killed outright (no chance to stop it).
+    #[cfg(target_os = "linux")]
+    // SAFETY: the closure runs in the child between fork and exec and only makes one prctl
+    // system call (async-signal-safe); it touches no memory of the parent.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+                .map_err(std::io::Error::from)
+        });
+    }
     cmd.stdout(if matches!(l.ready, Ready::Line) { Stdio::piped() } else { Stdio::inherit() });
     let mut child = cmd.spawn().map_err(|e| {
         let hint =
@@ -432,6 +460,9 @@ fn spawn(key: &str, l: &Launch, stop: &AtomicBool) -> Res<Child> {
 /// The error of a run stopped by Ctrl-C.
 pub const INTERRUPTED: &str = "interrupted (Ctrl-C): every process was stopped and every segment removed";
 
+/// Signals (Ctrl-C, SIGTERM) received so far: the first drains, the second stops at once.
+pub static SIGNALS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// Reads the report a role wrote at `path`.
 ///
 /// # Errors
@@ -449,7 +480,10 @@ pub fn interrupted() -> Arc<AtomicBool> {
         let f = Arc::new(AtomicBool::new(false));
         let g = f.clone();
         // If a handler is already installed (tests running several simulations), keep it.
-        let _ = ctrlc::set_handler(move || g.store(true, Ordering::SeqCst));
+        let _ = ctrlc::set_handler(move || {
+            SIGNALS.fetch_add(1, Ordering::SeqCst);
+            g.store(true, Ordering::SeqCst);
+        });
         f
     })
     .clone()
