@@ -160,7 +160,9 @@ typedef int32_t fb_status;
  */
 typedef struct fb_frame_meta {
   /**
-   * Capture time in ns (the source's clock).
+   * Capture time in ns, on the producer's clock: framebus does not read it. Its own
+   * producers stamp CLOCK_MONOTONIC (`clock_gettime(CLOCK_MONOTONIC)`), which every process
+   * of a boot shares; use the same to compare times across processes.
    */
   uint64_t capture_ns;
   /**

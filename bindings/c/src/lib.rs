@@ -249,7 +249,9 @@ pub struct fb_result {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct fb_frame_meta {
-    /// Capture time in ns (the source's clock).
+    /// Capture time in ns, on the producer's clock: framebus does not read it. Its own
+    /// producers stamp CLOCK_MONOTONIC (`clock_gettime(CLOCK_MONOTONIC)`), which every process
+    /// of a boot shares; use the same to compare times across processes.
     pub capture_ns: u64,
     /// Presentation time in ns.
     pub pts_ns: u64,
