@@ -414,7 +414,10 @@ impl<'a> Consumer<'a> {
     pub fn might_have_frame(&self) -> bool {
         // Relaxed: only a hint; `claim` re-reads both with the orderings that matter.
         let wp = self.seg.ctl(ctl::WRITE_POS).load(Ordering::Relaxed);
-        if self.kind == ConsumerKind::Worker && self.seg.ctl(ctl::REDELIVER).load(Ordering::Relaxed) != 0 {
+        if self.kind == ConsumerKind::Worker
+            && self.seg.has_results()
+            && self.seg.ctl(ctl::REDELIVER).load(Ordering::Relaxed) != 0
+        {
             return true; // a redelivered frame may wait
         }
         let at = match self.kind {

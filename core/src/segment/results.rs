@@ -170,7 +170,7 @@ impl<'a> Segment<'a> {
     pub(super) fn empty_or_ended(&self, pos: u64) -> ClaimError {
         // A frame put back for redelivery may still wait: not the end yet. SYNC POINT
         // redeliver (Acquire, as in `claim_redelivered`).
-        if self.end_seq().is_none() || self.ctl(ctl::REDELIVER).load(Ordering::Acquire) != 0 {
+        if self.end_seq().is_none() || (self.has_results() && self.ctl(ctl::REDELIVER).load(Ordering::Acquire) != 0) {
             return ClaimError::Empty;
         }
         // SYNC POINT end: this load comes after the Acquire in `end_seq`, which pairs with the

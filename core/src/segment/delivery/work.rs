@@ -66,6 +66,10 @@ impl<'a> Consumer<'a> {
     /// from the value it read (a redelivery since has bumped it: the CAS fails, the hint stays).
     fn claim_redelivered(&mut self) -> Result<Option<Frame>, ClaimError> {
         let seg = self.seg;
+        // Only segments with results redeliver: the others pay no shared load on the claim path.
+        if !seg.has_results() {
+            return Ok(None);
+        }
         let hint = seg.ctl(ctl::REDELIVER);
         // SYNC POINT redeliver: Acquire pairs with the Release bump in `Segment::finish`, made
         // after the slot's CAS to READY: a worker that reads the bump finds the slot READY.
