@@ -497,12 +497,9 @@ pub fn main(a: &RunArgs) -> Res<()> {
         }
         None => None,
     };
+    // The metrics follow the pipeline whether or not they are served (a few loads a tick).
     let mut watch = metrics.clone();
-    let run = if server.is_some() {
-        super::run(&p, &mut sinks, &mut watch, &stop)
-    } else {
-        super::run(&p, &mut sinks, &mut super::Quiet, &stop)
-    };
+    let run = super::run(&p, &mut sinks, &mut watch, &stop);
     stop_server.store(1, std::sync::atomic::Ordering::SeqCst);
     if let Some(h) = server {
         let _ = h.join();

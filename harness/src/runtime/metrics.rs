@@ -50,6 +50,8 @@ pub struct Metrics {
     slots: Family<Labels, Gauge>,
     /// What each counter fed from an absolute value last saw, to add only the difference.
     last: Arc<Mutex<BTreeMap<String, u64>>>,
+    /// Each worker's lives, so that its count stays monotonic across restarts.
+    lives: Arc<Mutex<BTreeMap<String, Lives>>>,
 }
 
 fn labels(k: &str, v: &str) -> Labels {
@@ -132,7 +134,7 @@ impl Metrics {
                 {
                     let (delivered, ..) = s.entry_counters(i);
                     // A restarted worker's count starts again: keep the counter monotonic.
-                    let total = self.carry(&key, i, s.entry_state(i).gen, delivered);
+                    let total = self.carry(&key, i, e.gen, delivered);
                     self.advance(
                         &format!("worker {key}"),
                         &self.worker_frames.get_or_create(&labels("worker", &key)),
@@ -148,25 +150,25 @@ impl Metrics {
 
     /// A worker's frames over all its lives: the counts of its earlier entries plus this one's.
     fn carry(&self, key: &str, entry: u32, gen: u64, now: u64) -> u64 {
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        let id = format!("{entry}:{gen}");
-        let cur_key = format!("current {key}");
-        let base_key = format!("base {key}");
-        let cur_id = format!("id {key}");
-        let same = last.get(&cur_id).is_some_and(|v| *v == fnv(&id));
-        if !same {
+        let mut lives = self.lives.lock().unwrap_or_else(|e| e.into_inner());
+        let l = lives.entry(key.to_string()).or_default();
+        if l.life != (entry, gen) {
             // A new life: what the last one counted becomes part of the base.
-            let prev = last.get(&cur_key).copied().unwrap_or(0);
-            *last.entry(base_key.clone()).or_default() += prev;
-            last.insert(cur_id, fnv(&id));
+            l.base += l.current;
+            l.life = (entry, gen);
         }
-        last.insert(cur_key, now);
-        last.get(&base_key).copied().unwrap_or(0) + now
+        l.current = now;
+        l.base + now
     }
 }
 
-fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+/// One worker's current life (its consumer entry and generation), and what its earlier lives
+/// counted.
+#[derive(Default)]
+struct Lives {
+    life: (u32, u64),
+    base: u64,
+    current: u64,
 }
 
 /// Counts the ordered results and skips (a sink beside the others).
