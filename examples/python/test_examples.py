@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import framebus
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 CLIP = ROOT / "harness" / "media" / "bbb-720p25.mp4"
@@ -215,7 +217,12 @@ def test_a_c_producer_python_workers_and_results_read_in_order_from_c(tmp_path):
             assert w.stdout.readline().strip() == "ready"
         c.stdin.write("go\n")
         c.stdin.flush()
-        time.sleep(0.5)  # 400 frames at 5 ms on 2 workers: about a second
+        # Kill one worker mid-stream: once 100 of the 400 frames were claimed.
+        seg = framebus.open(name)
+        t = time.monotonic()
+        while seg.stats()["delivered"] < 100:
+            assert time.monotonic() - t < 30, "the workers never got going"
+            time.sleep(0.005)
         os.kill(workers[0].pid, signal.SIGKILL)
         out, _ = c.communicate(timeout=120)
         assert c.returncode == 0, out

@@ -92,11 +92,22 @@ impl Subscriber {
         Subscriber { child, got }
     }
 
-    fn stop(mut self) -> Vec<String> {
-        std::thread::sleep(Duration::from_millis(300));
+    /// Stops once `want` messages came (or, with `None`, once none came for 300 ms), at most 10 s.
+    fn stop(mut self, want: Option<usize>) -> Vec<String> {
+        let t = Instant::now();
+        let (mut seen, mut quiet_since) = (0, Instant::now());
+        while t.elapsed() < Duration::from_secs(10) {
+            let n = self.got.lock().unwrap().len();
+            if want.is_some_and(|w| n >= w) || (want.is_none() && quiet_since.elapsed() > Duration::from_millis(300)) {
+                break;
+            }
+            if n != seen {
+                (seen, quiet_since) = (n, Instant::now());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        std::thread::sleep(Duration::from_millis(50));
         let g = self.got.lock().unwrap();
         g.clone()
     }
@@ -104,12 +115,34 @@ impl Subscriber {
 
 /// `framebus run` of the bundled clip's first `frames` with stub workers, to MQTT at `port`.
 fn run(port: u16, topic: &str, frames: u32, jsonl: &Path) -> (bool, String) {
+    let name = format!("mq{}{}", std::process::id(), topic.replace('/', ""));
     let o = Command::new(env!("CARGO_BIN_EXE_framebus"))
-        .args(["run", "--video", CLIP, "--frames", &frames.to_string(), "--workers", "2", "--profile", "custom:5,1,0"])
+        .args([
+            "run",
+            "--name",
+            &name,
+            "--video",
+            CLIP,
+            "--frames",
+            &frames.to_string(),
+            "--workers",
+            "2",
+            "--profile",
+            "custom:5,1,0",
+        ])
         .args(["--jsonl", jsonl.to_str().unwrap(), "--mqtt", &format!("127.0.0.1:{port}"), "--mqtt-topic", topic])
         .output()
         .unwrap();
     (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+/// Waits until the pipeline's segment `name` has published `n` frames (at most 30 s).
+fn wait_published(name: &str, n: u64) {
+    let t = Instant::now();
+    while !framebus_platform::SharedSegment::open(name).is_ok_and(|s| s.segment().stats().write_pos >= n) {
+        assert!(t.elapsed() < Duration::from_secs(30), "{name} never published {n} frames");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn seqs(lines: &[String]) -> Vec<u64> {
@@ -128,7 +161,7 @@ fn every_frame_reaches_a_real_subscriber_in_order_as_its_json_line() {
     let jsonl = tmp("ordered.jsonl");
     let (ok, err) = run(port, "cam/ordered", 60, &jsonl);
     assert!(ok, "{err}");
-    let got = sub.stop();
+    let got = sub.stop(Some(60));
     let lines: Vec<String> = std::fs::read_to_string(&jsonl).unwrap().lines().map(String::from).collect();
     let _ = std::fs::remove_file(&jsonl);
     assert_eq!(seqs(&lines), (0..60).collect::<Vec<_>>(), "{err}");
@@ -165,13 +198,15 @@ fn a_broker_that_goes_away_and_comes_back_gets_the_rest_and_the_gap_is_counted()
         let jsonl = jsonl.clone();
         std::thread::spawn(move || run(port, "cam/away", 150, &jsonl)) // 6 s at 25 fps
     };
-    std::thread::sleep(Duration::from_millis(1500));
+    // The broker goes away once 30 frames are out, and comes back at 70 (of 150).
+    let name = format!("mq{}camaway", std::process::id());
+    wait_published(&name, 30);
     drop(broker);
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_published(&name, 70);
     let _back = Broker::start(port);
     let sub = Subscriber::start(port, "cam/away");
     let (ok, err) = run.join().unwrap();
-    let got = sub.stop();
+    let got = sub.stop(None);
     let lines = std::fs::read_to_string(&jsonl).unwrap().lines().count();
     let _ = std::fs::remove_file(&jsonl);
     assert!(ok, "{err}");

@@ -146,6 +146,18 @@ fn a_segment_name_in_use_is_refused_with_what_to_do() {
     assert_eq!(held.segment().stats().epoch, 0, "the segment in use was not touched");
 }
 
+/// The segment `name`, once the runtime has made it (at most 30 s).
+fn wait_for_segment(name: &str) -> framebus_platform::SharedSegment {
+    let t = std::time::Instant::now();
+    loop {
+        match framebus_platform::SharedSegment::open(name) {
+            Ok(s) => return s,
+            Err(_) if t.elapsed().as_secs() < 30 => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Err(e) => panic!("the runtime never made {name}: {e}"),
+        }
+    }
+}
+
 /// libframebus.a of this build (the test stage builds it first), or None outside CI.
 fn libframebus() -> Option<PathBuf> {
     let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target");
@@ -236,14 +248,7 @@ fn an_external_producer_feeds_the_pipeline_and_its_finish_ends_it() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let t = std::time::Instant::now();
-    let seg = loop {
-        match framebus_platform::SharedSegment::open(&name) {
-            Ok(s) => break s,
-            Err(_) if t.elapsed().as_secs() < 30 => std::thread::sleep(std::time::Duration::from_millis(10)),
-            Err(e) => panic!("the runtime never made {name}: {e}"),
-        }
-    };
+    let seg = wait_for_segment(&name);
     let mut p = seg.attach_producer().unwrap();
     for i in 0..25u8 {
         framebus_platform::wait::wait_for_space(&p, std::time::Duration::from_secs(10)).unwrap();
@@ -280,10 +285,7 @@ fn an_external_producer_that_dies_unreplaced_gets_its_stream_ended_by_the_runtim
         .spawn()
         .unwrap();
     let t = std::time::Instant::now();
-    while framebus_platform::SharedSegment::open(&name).is_err() {
-        assert!(t.elapsed().as_secs() < 30, "the runtime never made {name}");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    drop(wait_for_segment(&name));
     // The user's producer: `framebus producer` on the runtime's segment, killed mid-stream.
     let mut producer = Command::new(env!("CARGO_BIN_EXE_framebus"))
         .args(["producer", "--segment", &name, "--video", CLIP])
@@ -362,8 +364,16 @@ fn metrics_are_served_for_prometheus_while_the_pipeline_runs() {
             _ => panic!("no metrics with frames at 127.0.0.1:{port}"),
         }
     };
-    std::thread::sleep(std::time::Duration::from_millis(800));
-    let second = scrape(port).expect("still served");
+    // A later scrape, once frames and results have moved on (at most 10 s).
+    let second = loop {
+        let b = scrape(port).expect("still served");
+        let moved = |m: &str| sample(&b, m) > sample(&first, m);
+        if moved("framebus_frames_published_total") && moved("framebus_results_total") {
+            break b;
+        }
+        assert!(t.elapsed().as_secs() < 40, "the counters never moved:\n{first}\n{b}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     for b in [&first, &second] {
         for t in [
             "framebus_frames_issued counter",

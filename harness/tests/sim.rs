@@ -419,14 +419,17 @@ fn start_simulation(tag: &str, args: &[&str]) -> (std::process::Child, PathBuf) 
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let name = format!("sim{}", child.id());
-    let t = std::time::Instant::now();
-    let flowing = || framebus_platform::SharedSegment::open(&name).is_ok_and(|s| s.segment().stats().write_pos >= 5);
-    while !flowing() {
-        assert!(t.elapsed().as_secs() < 30, "the simulation never published frames on {name}");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    wait_published(&format!("sim{}", child.id()), 5);
     (child, json)
+}
+
+/// Waits until segment `name` has published `n` frames (at most 30 s).
+fn wait_published(name: &str, n: u64) {
+    let t = std::time::Instant::now();
+    while !framebus_platform::SharedSegment::open(name).is_ok_and(|s| s.segment().stats().write_pos >= n) {
+        assert!(t.elapsed().as_secs() < 30, "{name} never published {n} frames");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 fn kill9(pid: u32) {
@@ -452,11 +455,13 @@ fn kill_9_of_workers_and_the_producer_mid_run_loses_only_their_frames_and_the_ru
     let sim = child.id();
     // A worker in the middle of a model call (aip: ~100 ms each, so it almost always holds a
     // frame), then the producer, then the restarted worker again.
+    // At 25 fps for 200 frames: the worker at frame 5 (start_simulation waits for it), the
+    // producer at 40, the restarted worker at 100.
     let w = wait_child(sim, &["worker", "--index", "1"], None);
     kill9(w);
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    wait_published(&format!("sim{sim}"), 40);
     kill9(wait_child(sim, &["producer"], None));
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    wait_published(&format!("sim{sim}"), 100);
     kill9(wait_child(sim, &["worker", "--index", "1"], Some(w)));
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
